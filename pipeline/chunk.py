@@ -1,0 +1,185 @@
+"""What happens to one chunk on a worker: decode → ROI → persistence → write, then record completion.
+
+A chunk is ``chunk_size`` consecutive samples; the worker that processes it is the only writer of that chunk of
+every array, so concurrent workers never touch the same file. The chunk's manifest part is written last,
+atomically: its presence is what marks the chunk complete for a resumed build.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import zarr
+
+from topo.pipeline.decode import SampleError, decode
+from topo.pipeline.persistence import FiltrationSpec, topk_diagrams
+from topo.pipeline.roi import RoiBackend, make_roi
+from topo.pipeline.sources import Payload
+from topo.store_schema import ARRAYS, CHUNK_ARRAYS, Geometry, Status, StoreFiles
+from topo.store_schema.integrity import block_digest
+from topo.store_schema.manifest import CHECKSUM_SCHEMA, MANIFEST_SCHEMA
+from topo.store_schema.store import write_table_atomic
+
+
+@dataclass
+class Prepared:
+    """One sample after decode and ROI: what persistence and the writer need."""
+
+    image: np.ndarray | None
+    mask: np.ndarray | None
+    input_sha256: str | None
+    status: Status
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Everything a worker needs about one chunk besides its payloads (plain data, cheap to ship)."""
+
+    store_path: str
+    chunk: int
+    start: int
+    records: tuple[tuple[str, str, int, str], ...]  # (sample_id, source_ref, label, split)
+    prefailed: tuple[str | None, ...]  # a reason known before decoding (duplicate id, bad label), else None
+    geometry: dict[str, int]
+    filtration: dict[str, Any]
+    split_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    chunk: int
+    n: int
+    counts: dict[str, int]
+    first_failure: tuple[str, str] | None  # (sample_id, reason)
+    seconds: float
+
+
+def prepare(task: ChunkTask, payloads: Sequence[Payload], roi: RoiBackend) -> list[Prepared]:
+    """Decode every payload and compute ROI masks for the decodable ones (one batched ROI call)."""
+    g = Geometry.from_json(task.geometry)
+    out: list[Prepared] = []
+    for payload, pre in zip(payloads, task.prefailed, strict=True):
+        if pre is not None:
+            out.append(Prepared(None, None, None, Status.FAILED, pre))
+            continue
+        try:
+            d = decode(payload, height=g.height, width=g.width, channels=g.channels)
+            out.append(Prepared(d.image, None, d.input_sha256, Status.OK, None))
+        except SampleError as e:
+            out.append(Prepared(None, None, None, Status.FAILED, e.reason))
+    todo = [p for p in out if p.status == Status.OK]
+    if todo:
+        try:
+            results = roi.checked([p.image for p in todo])
+        except Exception as e:  # a broken ROI model must not lose the chunk: fall back, with the reason
+            results = None
+            for p in todo:
+                p.mask, p.status, p.reason = _whole(p.image), Status.FALLBACK, f"ROI backend error: {e}"
+        for p, r in zip(todo, results or [], strict=False):
+            p.mask = r.mask
+            if r.fallback_reason:
+                p.status, p.reason = Status.FALLBACK, r.fallback_reason
+    return out
+
+
+def _whole(image: np.ndarray | None) -> np.ndarray:
+    assert image is not None
+    return np.ones(image.shape[:2], np.uint8)
+
+
+def finish(task: ChunkTask, prepared: Sequence[Prepared]) -> ChunkResult:
+    """Persistence for the usable samples, then write every array's chunk and the completion record."""
+    t0 = time.perf_counter()
+    g = Geometry.from_json(task.geometry)
+    spec = FiltrationSpec.from_json(task.filtration)
+    n = len(prepared)
+    blocks = {name: ARRAYS[name].empty(n, g) for name in CHUNK_ARRAYS}
+    for i, ((_, _, label, split), p) in enumerate(zip(task.records, prepared, strict=True)):
+        blocks["labels"][i] = label
+        blocks["splits"][i] = task.split_names.index(split)
+    _diagrams_into(blocks, spec, prepared)
+    for i, p in enumerate(prepared):
+        blocks["status"][i] = int(p.status)
+        if p.status == Status.FAILED:
+            continue
+        blocks["images"][i] = p.image
+        blocks["roi_masks"][i] = p.mask
+
+    group = zarr.open_group(task.store_path, mode="r+")
+    stop = task.start + n
+    for name, block in blocks.items():
+        group[name][task.start : stop] = block
+
+    root = Path(task.store_path)
+    sums = pa.table(
+        {
+            "array": list(blocks),
+            "chunk": [task.chunk] * len(blocks),
+            "start": [task.start] * len(blocks),
+            "stop": [stop] * len(blocks),
+            "sha256": [block_digest(b) for b in blocks.values()],
+        },
+        schema=CHECKSUM_SCHEMA,
+    )
+    write_table_atomic(root / StoreFiles.chunk_sums(task.chunk), sums)
+    rows = {
+        "index": [task.start + i for i in range(n)],
+        "sample_id": [r[0] for r in task.records],
+        "source_ref": [r[1] for r in task.records],
+        "input_sha256": [p.input_sha256 for p in prepared],
+        "label": [r[2] for r in task.records],
+        "split": [r[3] for r in task.records],
+        "roi_area": [float(p.mask.mean()) if p.mask is not None else None for p in prepared],
+        "n_h0": [int(blocks["n_h0"][i]) if prepared[i].status != Status.FAILED else None for i in range(n)],
+        "n_h1": [int(blocks["n_h1"][i]) if prepared[i].status != Status.FAILED else None for i in range(n)],
+        "status": [p.status.label for p in prepared],
+        "reason": [p.reason for p in prepared],
+    }
+    write_table_atomic(root / StoreFiles.chunk_part(task.chunk), pa.table(rows, schema=MANIFEST_SCHEMA))
+    counts = {s.label: sum(p.status == s for p in prepared) for s in (Status.OK, Status.FALLBACK, Status.FAILED)}
+    failed = next(((r[0], p.reason or "") for r, p in zip(task.records, prepared, strict=True)
+                   if p.status == Status.FAILED), None)
+    return ChunkResult(task.chunk, n, counts, failed, time.perf_counter() - t0)
+
+
+def _diagrams_into(blocks: dict[str, np.ndarray], spec: FiltrationSpec, prepared: Sequence[Prepared]) -> None:
+    """Top-k diagrams of the usable samples: one GUDHI call per chunk, per sample only if that call fails."""
+    todo = [i for i, p in enumerate(prepared) if p.status != Status.FAILED]
+    groups = [todo]
+    for group in groups:
+        if not group:
+            continue
+        try:
+            topk = topk_diagrams([prepared[i].image for i in group], [prepared[i].mask for i in group], spec)
+        except Exception as e:
+            if len(group) > 1:
+                groups += [[i] for i in group]
+            else:
+                prepared[group[0]].status = Status.FAILED
+                prepared[group[0]].reason = f"persistence failed: {e}"
+            continue
+        blocks["pd_h0"][group], blocks["n_h0"][group] = topk.h0, topk.n_h0
+        blocks["pd_h1"][group], blocks["n_h1"][group] = topk.h1, topk.n_h1
+
+
+_ROI_CACHE: dict[str, RoiBackend] = {}
+
+
+def cached_roi(name: str, params: dict[str, Any]) -> RoiBackend:
+    """One ROI backend per worker process (a SAM model is loaded once, not per chunk)."""
+    key = f"{name}:{sorted(params.items())}"
+    if key not in _ROI_CACHE:
+        _ROI_CACHE[key] = make_roi(name, **params)
+    return _ROI_CACHE[key]
+
+
+def process_chunk(task: ChunkTask, payloads: Sequence[Payload], roi_name: str, roi_params: dict[str, Any]) -> ChunkResult:
+    """The whole chunk on one CPU worker (ROI backends that need no GPU)."""
+    return finish(task, prepare(task, payloads, cached_roi(roi_name, roi_params)))

@@ -1,0 +1,127 @@
+"""Turning a raw payload into a store image, with a precise reason when that is impossible.
+
+Rules (documented for users in the README):
+
+* encoded files are decoded with Pillow; palette, CMYK, alpha and LA images are converted to RGB/grey;
+* 16-bit and 32-bit integer images are scaled linearly from their type's full range to 0–255
+  (``v * 255 / max_of_type``), not by their own min/max, so intensities stay comparable between images;
+* float arrays must be finite; values in [0, 1] are scaled by 255, others are clipped to 0–255;
+* the image is then converted to the store's channel count (BT.601 luma for grey) and, if its size differs from
+  the store's, resized so the shorter side fits and centre-cropped (``cv2.INTER_AREA``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from topo.pipeline.sources.base import Payload, ReadFailure
+
+MAX_PIXELS = 64_000_000
+"""Larger images are refused (a decompression-bomb guard, and more than any medical 2-D dataset here needs)."""
+
+
+class SampleError(Exception):
+    """One sample cannot be used; ``reason`` goes to the manifest."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Decoded:
+    image: np.ndarray  # (H, W, C) uint8 at the store geometry
+    input_sha256: str  # of the decoded pixels before conversion and resizing
+
+
+def _from_bytes(data: bytes) -> np.ndarray:
+    if len(data) == 0:
+        raise SampleError("empty file (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise SampleError(f"image too large: {im.width}x{im.height} pixels > {MAX_PIXELS} allowed")
+            im.load()  # forces the full decode so a truncated file fails here
+            if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBA", "RGBX", "1"):
+                im = im.convert("RGB" if im.mode != "1" else "L")
+            elif im.mode in ("LA", "La"):
+                im = im.convert("L")
+            return np.asarray(im)
+    except SampleError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise SampleError(f"image too large: {e}") from e
+    except UnidentifiedImageError as e:
+        raise SampleError("not a decodable image (unknown or corrupt format)") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise SampleError(f"corrupt or truncated image: {e}") from e
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == bool:
+        return a.astype(np.uint8) * 255
+    if np.issubdtype(a.dtype, np.integer):
+        info = np.iinfo(a.dtype)
+        if a.min() < 0:
+            raise SampleError(f"negative pixel values in a {a.dtype} image")
+        return np.round(a.astype(np.float64) * (255.0 / info.max)).astype(np.uint8)
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise SampleError(f"non-finite values (NaN or inf) in a {a.dtype} image")
+        scaled = a * 255.0 if a.size and a.max() <= 1.0 and a.min() >= 0.0 else a
+        return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+    raise SampleError(f"unsupported pixel type {a.dtype}")
+
+
+def _channels(a: np.ndarray, channels: int) -> np.ndarray:
+    if a.ndim == 3 and a.shape[2] == 4:
+        a = a[..., :3]
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim == 2:
+        return a[..., None] if channels == 1 else np.repeat(a[..., None], 3, axis=2)
+    if a.ndim == 3 and a.shape[2] == 3:
+        if channels == 3:
+            return a
+        luma = a.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        return np.round(luma).astype(np.uint8)[..., None]
+    raise SampleError(f"wrong shape {a.shape}: expected HxW or HxWxC with C in 1, 3, 4")
+
+
+def _fit(a: np.ndarray, height: int, width: int) -> np.ndarray:
+    h, w = a.shape[:2]
+    if (h, w) == (height, width):
+        return a
+    scale = max(height / h, width / w)
+    nh, nw = max(height, round(h * scale)), max(width, round(w * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    r = cv2.resize(a, (nw, nh), interpolation=interp)
+    if r.ndim == 2:
+        r = r[..., None]
+    top, left = (nh - height) // 2, (nw - width) // 2
+    return np.ascontiguousarray(r[top : top + height, left : left + width])
+
+
+def decode(payload: Payload, *, height: int, width: int, channels: int) -> Decoded:
+    """Decode and normalise one payload; :class:`SampleError` with the reason if it cannot be used."""
+    if isinstance(payload, ReadFailure):
+        raise SampleError(payload.reason)
+    a = _from_bytes(payload) if isinstance(payload, bytes | bytearray) else np.asarray(payload)
+    if a.size == 0 or min(a.shape[:2], default=0) == 0:
+        raise SampleError(f"zero-size image {a.shape}")
+    if a.ndim not in (2, 3):
+        raise SampleError(f"wrong shape {a.shape}: expected HxW or HxWxC")
+    if a.shape[0] * a.shape[1] > MAX_PIXELS:
+        raise SampleError(f"image too large: {a.shape[1]}x{a.shape[0]} pixels > {MAX_PIXELS} allowed")
+    a = np.ascontiguousarray(a)
+    sha = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode() + a.tobytes()).hexdigest()
+    img = _fit(_channels(_to_uint8(a), channels), height, width)
+    return Decoded(image=img, input_sha256=sha)

@@ -1,0 +1,327 @@
+"""``topo build-store``: the Ray job that turns a dataset into a store.
+
+The driver lists the records, creates the store (or reopens it to resume), then streams chunks through Ray with
+a bounded number in flight: the driver reads a chunk's raw payloads, a CPU task decodes, masks (Otsu/none),
+computes persistence and writes the chunk. With ``roi="sam"``, decoding and masking happen on SAM actors (one per
+GPU) and a CPU task finishes the chunk. Chunks whose completion record exists are skipped, so re-running the same
+command resumes. The manifest, checksums and fingerprint are written by the driver once every chunk is done.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from topo.pipeline import chunk as chunk_mod
+from topo.pipeline.persistence import FiltrationSpec
+from topo.pipeline.provenance import now, versions
+from topo.pipeline.ray_runtime import RayResources, cluster_cpus, cluster_gpus, ensure_ray
+from topo.pipeline.roi import ROI_NAMES
+from topo.pipeline.sources import SampleRecord, Source, get_source
+from topo.store_schema import SCHEMA_VERSION, Geometry, Store, StoreFiles, create_store, open_store
+from topo.store_schema.fingerprint import fingerprint
+from topo.store_schema.store import write_table_atomic
+
+DEFAULT_FILE_IMAGE_SIZE = 224
+
+
+class BuildError(Exception):
+    """The build cannot go on (``--strict`` and a failed sample, or a misconfiguration)."""
+
+
+@dataclass
+class BuildConfig:
+    """Everything ``topo build-store`` takes. Defaults are defined here and nowhere else."""
+
+    dataset: str
+    out: Path
+    data_dir: str | None = None
+    size: int = 28  # MedMNIST resolution to read
+    download: bool = False
+    split_seed: int = 0
+    image_size: int | None = None  # store geometry; None = the dataset's native size, 224 for image files
+    limit: int | None = None  # first N records only (quick trials)
+    roi: str = "otsu"
+    roi_params: dict[str, Any] = field(default_factory=dict)
+    filtration: FiltrationSpec = field(default_factory=FiltrationSpec)
+    chunk_size: int = 64
+    resources: RayResources = field(default_factory=RayResources)
+    strict: bool = False
+    overwrite: bool = False
+    max_chunks: int | None = None  # stop after this many chunks (a resumable partial build)
+    max_in_flight: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class BuildSummary:
+    store: Path
+    complete: bool
+    num_samples: int
+    counts: dict[str, int]
+    chunks_computed: int
+    chunks_skipped: int
+    seconds: float
+    fingerprint: str | None = None
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def check_records(records: list[SampleRecord], num_classes: int) -> list[str | None]:
+    """Reasons known before decoding: duplicate ids and labels outside the class list."""
+    seen: dict[str, int] = {}
+    out: list[str | None] = []
+    for i, r in enumerate(records):
+        if r.sample_id in seen:
+            out.append(f"duplicate sample_id (first at index {seen[r.sample_id]})")
+            continue
+        seen[r.sample_id] = i
+        out.append(None if 0 <= r.label < num_classes else f"label {r.label} out of range [0, {num_classes})")
+    return out
+
+
+def _geometry(cfg: BuildConfig, source: Source, n: int) -> Geometry:
+    info = source.info()
+    size = cfg.image_size or info.image_size or DEFAULT_FILE_IMAGE_SIZE
+    return Geometry(n, size, size, info.channels, cfg.filtration.k0, cfg.filtration.k1, cfg.chunk_size)
+
+
+def _roi_spec(cfg: BuildConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(parameters for the backend constructor, what the store records)."""
+    if cfg.roi not in ROI_NAMES:
+        raise BuildError(f"unknown ROI backend {cfg.roi!r}; valid: {', '.join(ROI_NAMES)}")
+    params = dict(cfg.roi_params)
+    if cfg.roi != "sam":
+        from topo.pipeline.roi import make_roi
+
+        return params, {"backend": cfg.roi, "params": make_roi(cfg.roi, **params).params()}
+    from topo.pipeline.roi.sam import resolve_checkpoint
+
+    ckpt = resolve_checkpoint(params.get("model", "vit_h"), params.get("checkpoint"))
+    params["checkpoint"] = ckpt["path"]
+    recorded = {k: v for k, v in params.items() if k not in ("checkpoint", "device", "batch_size")}
+    return params, {
+        "backend": "sam",
+        "params": {"model": "vit_h", "mode": "box", **recorded},
+        "checkpoint": {k: ckpt[k] for k in ("file", "official", "md5", "sha256")},
+    }
+
+
+def build_store(cfg: BuildConfig, console: Console | None = None) -> BuildSummary:
+    """Build (or resume building) the store described by ``cfg``."""
+    import time
+
+    t0 = time.perf_counter()
+    console = console or Console(stderr=True)
+    source = get_source(cfg.dataset, data_dir=cfg.data_dir, size=cfg.size, download=cfg.download, seed=cfg.split_seed)
+    info = source.info()
+    records = source.records()
+    if cfg.limit is not None:
+        records = records[: cfg.limit]
+    if not records:
+        raise BuildError(f"{cfg.dataset}: no samples found")
+    prefailed = check_records(records, len(info.class_names))
+    geometry = _geometry(cfg, source, len(records))
+    roi_params, roi_record = _roi_spec(cfg)
+    build_config = {
+        "schema_major": int(SCHEMA_VERSION.split(".")[0]),
+        "dataset": info.name,
+        "source": source.content_options(),
+        "limit": cfg.limit,
+        "geometry": {k: v for k, v in geometry.to_json().items() if k != "chunk_size"},
+        "chunk_size": geometry.chunk_size,
+        "roi": roi_record,
+        "persistence": cfg.filtration.to_json(),
+    }
+    if cfg.overwrite and Path(cfg.out).exists():
+        shutil.rmtree(cfg.out)
+    attrs = {
+        "dataset": info.to_json(),
+        "persistence": cfg.filtration.to_json(),
+        "roi": roi_record,
+        "provenance": {"created": now(), "versions": versions()},
+        "calibration": None,
+    }
+    store = create_store(cfg.out, geometry, attrs, build_config=build_config)
+    if info.non_commercial:
+        console.print(f"[yellow]note:[/] {info.name} is licensed {info.license}: non-commercial use only.")
+    if store.is_complete:
+        console.print(f"{cfg.out} is already complete; nothing to do (use --overwrite to rebuild).")
+        return _summary_from_store(store, 0, geometry.num_chunks, time.perf_counter() - t0)
+
+    parts = Path(cfg.out) / StoreFiles.CHUNK_PARTS
+    done = {c for c in range(geometry.num_chunks) if (Path(cfg.out) / StoreFiles.chunk_part(c)).exists()}
+    todo = [c for c in range(geometry.num_chunks) if c not in done]
+    if cfg.max_chunks is not None:
+        todo = todo[: cfg.max_chunks]
+
+    counts: Counter[str] = Counter()
+    failures: list[tuple[str, str]] = []
+    ensure_ray(cfg.resources)
+    try:
+        computed = _run_chunks(cfg, store, source, records, prefailed, geometry, todo, roi_params, counts, failures,
+                               info.split_names, console)
+    finally:
+        source.close()
+    summary = BuildSummary(Path(cfg.out), False, geometry.num_samples, dict(counts), computed, len(done),
+                           0.0, None, failures)
+    if len(done) + computed == geometry.num_chunks:
+        fp = _finalize(store, build_config, geometry)
+        summary = _summary_from_store(open_store(cfg.out), computed, len(done), 0.0)
+        summary.fingerprint = fp
+        summary.failures = failures
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _run_chunks(
+    cfg: BuildConfig,
+    store: Store,
+    source: Source,
+    records: list[SampleRecord],
+    prefailed: list[str | None],
+    g: Geometry,
+    todo: list[int],
+    roi_params: dict[str, Any],
+    counts: Counter[str],
+    failures: list[tuple[str, str]],
+    split_names: tuple[str, ...],
+    console: Console,
+) -> int:
+    cpus = cluster_cpus()
+    sam_pool: list[Any] = []
+    if cfg.roi == "sam":
+        gpus = cluster_gpus()
+        n_actors = max(1, gpus)
+        if cpus - (0 if gpus else n_actors) < 1:
+            raise BuildError(
+                f"SAM on CPU needs at least 2 CPUs (one for the SAM actor, one for persistence); Ray has {cpus}"
+            )
+        actor_cls = ray.remote(num_gpus=1, num_cpus=0)(_SamWorker) if gpus else ray.remote(num_cpus=1)(_SamWorker)
+        sam_pool = [actor_cls.options(max_restarts=2, max_task_retries=2).remote(roi_params) for _ in range(n_actors)]
+    cpu_workers = max(1, cpus - (0 if cluster_gpus() or not sam_pool else len(sam_pool)))
+    max_in_flight = cfg.max_in_flight or 2 * cpu_workers + 2 * len(sam_pool)
+    process = ray.remote(num_cpus=1, max_retries=3)(chunk_mod.process_chunk)
+    finish = ray.remote(num_cpus=1, max_retries=3)(chunk_mod.finish)
+
+    in_flight: dict[Any, int] = {}
+    computed = 0
+    progress = Progress(
+        TextColumn("[bold]build-store"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("samples · {task.fields[rate]} · failed {task.fields[failed]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not cfg.progress,
+    )
+    todo_samples = sum(min(g.chunk_size, g.num_samples - c * g.chunk_size) for c in todo)
+    import time
+
+    t_start = time.perf_counter()
+    with progress:
+        bar = progress.add_task("build", total=todo_samples, rate="-", failed=0)
+
+        def collect(ready: list[Any]) -> None:
+            nonlocal computed
+            for ref in ready:
+                in_flight.pop(ref)
+                res: chunk_mod.ChunkResult = ray.get(ref)
+                computed += 1
+                counts.update(res.counts)
+                if res.first_failure:
+                    failures.append(res.first_failure)
+                done = progress.tasks[0].completed + res.n
+                rate = done / max(1e-9, time.perf_counter() - t_start)
+                progress.update(bar, advance=res.n, rate=f"{rate:.0f}/s", failed=counts["failed"])
+                if cfg.strict and res.first_failure:
+                    for r in in_flight:
+                        ray.cancel(r)
+                    sid, reason = res.first_failure
+                    raise BuildError(f"--strict: sample {sid} failed: {reason} (re-run without --strict to go on)")
+
+        for i, (c, payloads) in enumerate(_payloads(source, records, g, todo)):
+            while len(in_flight) >= max_in_flight:
+                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                collect(ready)
+            start, stop = g.chunk_range(c)
+            task = chunk_mod.ChunkTask(
+                store_path=str(Path(store.location.path).resolve()),
+                chunk=c,
+                start=start,
+                records=tuple((r.sample_id, r.source_ref, r.label, r.split) for r in records[start:stop]),
+                prefailed=tuple(prefailed[start:stop]),
+                geometry=g.to_json(),
+                filtration=store.persistence_spec,
+                split_names=split_names,
+            )
+            if sam_pool:
+                prepared = sam_pool[i % len(sam_pool)].prepare.remote(task, payloads)
+                ref = finish.remote(task, prepared)
+            else:
+                ref = process.remote(task, payloads, cfg.roi, roi_params)
+            in_flight[ref] = c
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            collect(ready)
+    return computed
+
+
+def _payloads(source: Source, records: list[SampleRecord], g: Geometry, todo: list[int]) -> Iterator[tuple[int, list]]:
+    for c in todo:
+        start, stop = g.chunk_range(c)
+        yield c, list(source.payloads(records[start:stop]))
+
+
+class _SamWorker:
+    """A Ray actor holding one SAM model: decodes and masks a chunk, returns what ``finish`` needs."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        from topo.pipeline.roi import make_roi
+
+        self.roi = make_roi("sam", **params)
+
+    def prepare(self, task: chunk_mod.ChunkTask, payloads: list) -> list[chunk_mod.Prepared]:
+        return chunk_mod.prepare(task, payloads, self.roi)
+
+
+def _finalize(store: Store, build_config: dict[str, Any], g: Geometry) -> str:
+    root = Path(store.location.path)
+    parts = [pq.read_table(root / StoreFiles.chunk_part(c)) for c in range(g.num_chunks)]
+    manifest = pa.concat_tables(parts).sort_by("index")
+    if manifest.num_rows != g.num_samples:
+        raise BuildError(f"manifest parts hold {manifest.num_rows} rows, expected {g.num_samples}")
+    sums = pa.concat_tables([pq.read_table(root / StoreFiles.chunk_sums(c)) for c in range(g.num_chunks)])
+    rows = zip(
+        manifest["sample_id"].to_pylist(),
+        manifest["input_sha256"].to_pylist(),
+        manifest["label"].to_pylist(),
+        manifest["split"].to_pylist(),
+        strict=True,
+    )
+    fp = fingerprint(build_config, rows)
+    write_table_atomic(root / StoreFiles.MANIFEST, manifest)
+    write_table_atomic(root / StoreFiles.CHECKSUMS, sums.sort_by([("array", "ascending"), ("chunk", "ascending")]))
+    status = Counter(manifest["status"].to_pylist())
+    store.update_attrs(
+        fingerprint=fp,
+        build={"complete": True, "num_chunks": g.num_chunks, "finished": now(), "counts": dict(status)},
+    )
+    shutil.rmtree(root / StoreFiles.CHUNK_PARTS, ignore_errors=True)
+    return fp
+
+
+def _summary_from_store(store: Store, computed: int, skipped: int, seconds: float) -> BuildSummary:
+    counts = dict(store.attrs.get("build", {}).get("counts", {}))
+    return BuildSummary(Path(store.location.path), True, store.num_samples, counts, computed, skipped, seconds,
+                        store.fingerprint)

@@ -1,0 +1,23 @@
+"""Versions of the tools that made a store, recorded in its attributes."""
+
+from __future__ import annotations
+
+import platform
+from datetime import UTC, datetime
+from importlib import metadata
+
+_PACKAGES = ("topo", "gudhi", "numpy", "zarr", "pyarrow", "ray", "torch", "segment-anything", "scikit-image")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

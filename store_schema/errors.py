@@ -1,0 +1,13 @@
+"""Errors raised when a store does not match its contract."""
+
+
+class StoreError(Exception):
+    """A store is missing, malformed, or does not match what the caller needs."""
+
+
+class StoreVersionError(StoreError):
+    """The store was written with a schema major version this reader does not understand."""
+
+
+class StoreIncompleteError(StoreError):
+    """The store's build has not finished: resumable, not corrupt."""

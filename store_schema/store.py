@@ -1,0 +1,286 @@
+"""Create, open, validate and describe stores."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zarr
+
+from topo.store_schema.errors import StoreError, StoreIncompleteError, StoreVersionError
+from topo.store_schema.layout import ARRAYS, ATTRS_KEY, SCHEMA_VERSION, Geometry, StoreFiles
+from topo.store_schema.location import Location
+from topo.store_schema.manifest import MANIFEST_SCHEMA
+
+REQUIRED_ATTRS = ("schema_version", "dataset", "geometry", "persistence", "roi", "build", "provenance")
+
+
+def _major(version: str) -> int:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError as e:
+        raise StoreVersionError(f"store schema_version {version!r} is not a semantic version") from e
+
+
+def check_schema_version(found: str) -> None:
+    """Refuse a store written under another major version, naming both."""
+    if _major(found) != _major(SCHEMA_VERSION):
+        raise StoreVersionError(
+            f"store has schema_version {found}, this topo reads schema {SCHEMA_VERSION.split('.')[0]}.x "
+            f"(version {SCHEMA_VERSION}); rebuild the store or use a topo release that reads {found}"
+        )
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that a reader (or a resumed build) never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_table_atomic(path: Path, table: pa.Table) -> None:
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+class Store:
+    """A topo store opened for reading (or, for the build driver, for writing).
+
+    Args:
+        location: where the store lives.
+        group: the opened Zarr group.
+        writable: whether arrays and attributes may be written.
+    """
+
+    def __init__(self, location: Location, group: zarr.Group, *, writable: bool = False) -> None:
+        self.location = location
+        self.group = group
+        self.writable = writable
+        raw = dict(group.attrs).get(ATTRS_KEY)
+        if not isinstance(raw, dict):
+            raise StoreError(f"{location} is a Zarr group but not a topo store (no '{ATTRS_KEY}' attributes)")
+        self._attrs: dict[str, Any] = raw
+        check_schema_version(str(raw.get("schema_version", "0")))
+
+    # --- attributes -------------------------------------------------------------------------------------------
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return self._attrs
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry.from_json(self._attrs["geometry"])
+
+    @property
+    def num_samples(self) -> int:
+        return self.geometry.num_samples
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._attrs["dataset"]["class_names"])
+
+    @property
+    def split_names(self) -> list[str]:
+        return list(self._attrs["dataset"]["split_names"])
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self._attrs.get("fingerprint")
+
+    @property
+    def is_complete(self) -> bool:
+        return bool(self._attrs.get("build", {}).get("complete", False))
+
+    @property
+    def persistence_spec(self) -> dict[str, Any]:
+        return dict(self._attrs["persistence"])
+
+    def update_attrs(self, **updates: Any) -> None:
+        """Merge top-level keys into the topo attributes. Only the build driver calls this."""
+        if not self.writable:
+            raise StoreError(f"{self.location} is open read-only")
+        self._attrs = {**self._attrs, **updates}
+        self.group.attrs.update({ATTRS_KEY: self._attrs})
+
+    # --- members ----------------------------------------------------------------------------------------------
+    def array(self, name: str) -> zarr.Array:
+        if name not in ARRAYS:
+            raise KeyError(f"unknown array {name!r}; schema v1 arrays: {', '.join(ARRAYS)}")
+        try:
+            return self.group[name]  # type: ignore[return-value]
+        except KeyError as e:
+            raise StoreError(f"{self.location}: array '{name}' is missing") from e
+
+    def read_table(self, key: str) -> pa.Table:
+        try:
+            return pq.read_table(io.BytesIO(self.location.read_bytes(key)))
+        except FileNotFoundError as e:
+            raise StoreError(f"{self.location}: {key} is missing") from e
+
+    def manifest(self) -> pa.Table:
+        if not self.is_complete:
+            raise StoreIncompleteError(
+                f"{self.location}: build incomplete, the manifest is written when it finishes; "
+                "re-run the same build-store command to resume"
+            )
+        return self.read_table(StoreFiles.MANIFEST)
+
+    def split_code(self, split: str) -> int:
+        try:
+            return self.split_names.index(split)
+        except ValueError as e:
+            raise ValueError(f"unknown split {split!r}; this store has {self.split_names}") from e
+
+    def indices(self, splits: str | list[str] | None = None, *, usable_only: bool = True) -> np.ndarray:
+        """Sample indices of the given splits, optionally excluding failed and unwritten samples."""
+        keep = np.ones(self.num_samples, dtype=bool)
+        if splits is not None:
+            wanted = [self.split_code(s) for s in ([splits] if isinstance(splits, str) else splits)]
+            keep &= np.isin(self.array("splits")[:], wanted)
+        if usable_only:
+            keep &= np.isin(self.array("status")[:], [0, 1])
+        return np.flatnonzero(keep)
+
+    # --- checks -----------------------------------------------------------------------------------------------
+    def problems(self) -> list[str]:
+        """Every way the store departs from the contract, as readable sentences (empty if valid)."""
+        out: list[str] = []
+        missing = [k for k in REQUIRED_ATTRS if k not in self._attrs]
+        if missing:
+            return [f"attribute(s) missing: {', '.join(missing)}"]
+        g = self.geometry
+        for spec in ARRAYS.values():
+            try:
+                arr = self.group[spec.name]
+            except KeyError:
+                out.append(f"array '{spec.name}' is missing")
+                continue
+            if not isinstance(arr, zarr.Array):
+                out.append(f"'{spec.name}' is a group, expected an array")
+                continue
+            if np.dtype(arr.dtype) != np.dtype(spec.dtype):
+                out.append(f"array '{spec.name}' has dtype {arr.dtype}, expected {spec.dtype}")
+            if tuple(arr.shape) != spec.shape(g):
+                out.append(f"array '{spec.name}' has shape {tuple(arr.shape)}, expected {spec.shape(g)}")
+        if not self.is_complete:
+            out.append("build incomplete (re-run the same build-store command to resume)")
+        elif not self.location.exists(StoreFiles.MANIFEST):
+            out.append(f"{StoreFiles.MANIFEST} is missing")
+        else:
+            m = self.read_table(StoreFiles.MANIFEST)
+            if m.num_rows != g.num_samples:
+                out.append(f"manifest has {m.num_rows} rows, expected {g.num_samples}")
+            absent = [f.name for f in MANIFEST_SCHEMA if f.name not in m.column_names]
+            if absent:
+                out.append(f"manifest lacks column(s): {', '.join(absent)}")
+        return out
+
+    def validate(self) -> None:
+        """Raise :class:`StoreError` (or :class:`StoreIncompleteError`) naming every problem found."""
+        problems = self.problems()
+        if not problems:
+            return
+        msg = f"{self.location}: " + "; ".join(problems)
+        if problems == ["build incomplete (re-run the same build-store command to resume)"]:
+            raise StoreIncompleteError(msg)
+        raise StoreError(msg)
+
+    def describe(self) -> dict[str, Any]:
+        """A summary for ``topo store info``: what a person needs to know before using the store."""
+        a = self._attrs
+        d: dict[str, Any] = {
+            "location": str(self.location),
+            "schema_version": a.get("schema_version"),
+            "fingerprint": a.get("fingerprint"),
+            "dataset": a.get("dataset", {}),
+            "geometry": a.get("geometry", {}),
+            "persistence": a.get("persistence", {}),
+            "roi": a.get("roi", {}),
+            "build": a.get("build", {}),
+            "provenance": a.get("provenance", {}),
+            "calibration": a.get("calibration"),
+        }
+        if self.is_complete and self.location.exists(StoreFiles.MANIFEST):
+            m = self.read_table(StoreFiles.MANIFEST).select(["split", "status"]).to_pandas()
+            d["counts"] = {
+                "by_split": {str(k): int(v) for k, v in m["split"].value_counts().sort_index().items()},
+                "by_status": {str(k): int(v) for k, v in m["status"].value_counts().sort_index().items()},
+            }
+        return d
+
+
+def open_store(where: str | os.PathLike[str] | Location, *, mode: str = "r") -> Store:
+    """Open a store for reading (``mode='r'``, the default) or, for the build driver, ``'r+'``.
+
+    Raises:
+        StoreError: nothing there, or not a topo store.
+        StoreVersionError: written under another schema major version.
+    """
+    loc = where if isinstance(where, Location) else Location.parse(where)
+    if mode not in ("r", "r+"):
+        raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
+    if loc.kind == "dir" and not (Path(loc.path) / "zarr.json").exists():
+        raise StoreError(f"no store at {loc.path} (no zarr.json there)")
+    try:
+        group = zarr.open_group(loc.zarr_store(read_only=mode == "r"), mode=mode)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        raise StoreError(f"cannot open a store at {loc}: {e}") from e
+    return Store(loc, group, writable=mode == "r+")
+
+
+def create_store(
+    path: str | os.PathLike[str],
+    geometry: Geometry,
+    attrs: Mapping[str, Any],
+    *,
+    build_config: Mapping[str, Any],
+) -> Store:
+    """Create an empty store (arrays, attributes, build config), or reopen one whose build used the same config.
+
+    The build config is everything that determines the store's content; a second build with the same config
+    resumes, one with another config is refused.
+    """
+    root = Path(path)
+    cfg_path = root / StoreFiles.BUILD_CONFIG
+    cfg_json = json.loads(json.dumps(dict(build_config)))
+    if (root / "zarr.json").exists():
+        if not cfg_path.exists():
+            raise StoreError(f"{root} exists and was not made by build-store; choose another --out or remove it")
+        old = json.loads(cfg_path.read_text())
+        if old != cfg_json:
+            diff = sorted(k for k in set(old) | set(cfg_json) if old.get(k) != cfg_json.get(k))
+            raise StoreError(
+                f"{root} was built with another configuration (differs in: {', '.join(diff)}); "
+                "use --overwrite to rebuild it or choose another --out"
+            )
+        return open_store(root, mode="r+")
+    if root.exists() and any(root.iterdir()):
+        raise StoreError(f"{root} exists and is not empty; choose another --out")
+    group = zarr.open_group(zarr.storage.LocalStore(str(root)), mode="w")
+    for spec in ARRAYS.values():
+        group.create_array(
+            spec.name,
+            shape=spec.shape(geometry),
+            chunks=spec.chunks(geometry),
+            dtype=spec.dtype,
+            compressors=[spec.codec()],
+            fill_value=spec.fill_value,
+        )
+    full = {
+        "schema_version": SCHEMA_VERSION,
+        "geometry": geometry.to_json(),
+        "build": {"complete": False, "num_chunks": geometry.num_chunks},
+        **dict(attrs),
+    }
+    group.attrs.update({ATTRS_KEY: json.loads(json.dumps(full))})
+    write_bytes_atomic(cfg_path, json.dumps(cfg_json, indent=2, sort_keys=True).encode())
+    return Store(Location("dir", str(root)), group, writable=True)
