@@ -34,14 +34,16 @@ dilation       morphology     grey dilation (local max) over a disk of radius   
 erosion        morphology     grey erosion (local min), same disk as dilation              yes
 ============== ============== ============================================================ =================
 
-Disks hold the offsets with dx² + dy² ≤ r² (radius 1 is the 5-pixel plus). A disk family alone is a step function
-of ``s``, and on a 28² image its first step already changes δ by about 25 %, so the morphology operators blend the
-two nearest integer-radius results by the fractional part of r: they are continuous in ``s``.
+Disks hold the offsets with dx² + dy² ≤ r² (radius 1 is the 5-pixel plus). A disk family alone is a step
+function of ``s``, and on a 28² image its first step already changes δ by about 25 %, so the morphology
+operators blend the two nearest integer-radius results by the fractional part of r: they are continuous in
+``s``.
 
-The exact homeomorphisms (``hflip``, ``vflip``, ``rot90``) permute pixels along a symmetry of the square grid, so
-the cubical persistence diagram is unchanged: δ = 0 exactly. ``rotate`` resamples, so it is only approximately
-topology-preserving. The maxima above were chosen on BreastMNIST so that the calibration bands (δ of 5–25 %)
-fall inside ``s ∈ (0, 1]`` for the single operators; calibration measures the real mapping per store.
+The exact homeomorphisms (``hflip``, ``vflip``, ``rot90``) permute pixels along a symmetry of the square
+grid, so the cubical persistence diagram is unchanged: δ = 0 exactly. ``rotate`` resamples, so it is only
+approximately topology-preserving. The maxima above were chosen on BreastMNIST so that the calibration bands
+(δ of 5–25 %) fall inside ``s ∈ (0, 1]`` for the single operators; calibration measures the real mapping per
+store.
 
 A :data:`Combination` is a tuple of 1–3 operator names applied in order with the same ``s``
 (:func:`apply`). :data:`DEFAULT_COMBINATIONS` lists what calibration evaluates by default.
@@ -102,7 +104,7 @@ class Operator:
         return self.fn(image, mask, float(s), rng)
 
 
-# --- helpers ----------------------------------------------------------------------------------------------------
+# --- helpers ------------------------------------------------------------------------------------------------
 
 
 def _check_args(image: np.ndarray, mask: Mask, s: float) -> None:
@@ -139,7 +141,7 @@ def _disk(radius: int) -> np.ndarray:
     return (xx * xx + yy * yy <= radius * radius).astype(np.uint8)
 
 
-# --- operators --------------------------------------------------------------------------------------------------
+# --- operators ----------------------------------------------------------------------------------------------
 
 
 def hflip(image: np.ndarray, mask: Mask, s: float, rng: np.random.Generator) -> tuple[np.ndarray, Mask]:
@@ -177,7 +179,11 @@ def rotate(image: np.ndarray, mask: Mask, s: float, rng: np.random.Generator) ->
     out = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     out = _cv2_keep_shape(image, out)
     if mask is not None:
-        mask = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
+        # OpenCV has no bool images: warp a uint8 view and give the mask back in its own dtype.
+        warped = cv2.warpAffine(
+            mask.astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101
+        )
+        mask = warped.astype(mask.dtype, copy=False)
     return out, mask
 
 
@@ -258,25 +264,31 @@ def erosion(image: np.ndarray, mask: Mask, s: float, rng: np.random.Generator) -
     return _morph(image, s, cv2.MORPH_ERODE), mask
 
 
-# --- registry ---------------------------------------------------------------------------------------------------
+# --- registry -----------------------------------------------------------------------------------------------
 
+_MORPH_NATIVE = f"disk radius {MORPH_MAX_RADIUS_FRAC:g}·s·min(H, W) pixels (fractional radii blended)"
 _OPERATOR_LIST = [
     Operator("hflip", "homeomorphism", hflip, "none (mirror left-right)", True, False),
     Operator("vflip", "homeomorphism", vflip, "none (mirror top-bottom)", True, False),
-    Operator("rot90", "homeomorphism", rot90,
-             "quarter turns k = 1, 2, 3 for s in [0, 1/3), [1/3, 2/3), [2/3, 1] (k = 2 if H != W)", True, False),
+    Operator(
+        "rot90", "homeomorphism", rot90,
+        "quarter turns k = 1, 2, 3 for s in [0, 1/3), [1/3, 2/3), [2/3, 1] (k = 2 if H != W)", True, False,
+    ),
     Operator("rotate", "homeomorphism", rotate, f"angle ±{ROTATE_MAX_DEG:g}·s degrees", True, True),
-    Operator("gaussian_noise", "boundary", gaussian_noise, f"noise std {NOISE_MAX_STD:g}·s grey levels",
-             False, True),
-    Operator("gaussian_blur", "smoothing", gaussian_blur,
-             f"sigma {BLUR_MAX_SIGMA_FRAC:g}·s·min(H, W) pixels", False, True),
-    Operator("contrast", "intensity", contrast, f"factor 2^(±{CONTRAST_MAX_LOG2:g}·s) about the mean",
-             False, True),
+    Operator(
+        "gaussian_noise", "boundary", gaussian_noise, f"noise std {NOISE_MAX_STD:g}·s grey levels",
+        False, True,
+    ),
+    Operator(
+        "gaussian_blur", "smoothing", gaussian_blur, f"sigma {BLUR_MAX_SIGMA_FRAC:g}·s·min(H, W) pixels",
+        False, True,
+    ),
+    Operator(
+        "contrast", "intensity", contrast, f"factor 2^(±{CONTRAST_MAX_LOG2:g}·s) about the mean", False, True
+    ),
     Operator("brightness", "intensity", brightness, f"offset ±{BRIGHTNESS_MAX:g}·s grey levels", False, True),
-    Operator("dilation", "morphology", dilation, f"disk radius {MORPH_MAX_RADIUS_FRAC:g}·s·min(H, W) pixels",
-             False, True),
-    Operator("erosion", "morphology", erosion, f"disk radius {MORPH_MAX_RADIUS_FRAC:g}·s·min(H, W) pixels",
-             False, True),
+    Operator("dilation", "morphology", dilation, _MORPH_NATIVE, False, True),
+    Operator("erosion", "morphology", erosion, _MORPH_NATIVE, False, True),
 ]
 
 OPERATORS: dict[str, Operator] = {op.name: op for op in _OPERATOR_LIST}
@@ -307,7 +319,7 @@ DEFAULT_COMBINATIONS: tuple[Combination, ...] = (
 
 
 def combination_name(combination: Combination | str) -> str:
-    """Canonical name of a combination: operator names joined by ``+`` (e.g. ``gaussian_noise+gaussian_blur``)."""
+    """Canonical name of a combination: operator names joined by ``+`` (``gaussian_noise+gaussian_blur``)."""
     return "+".join(parse_combination(combination))
 
 
@@ -337,7 +349,8 @@ def get_operator(name: str) -> Operator:
     try:
         return OPERATORS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown augmentation operator {name!r}; valid operators: {', '.join(OPERATORS)}") from None
+        valid = ", ".join(OPERATORS)
+        raise ValueError(f"unknown augmentation operator {name!r}; valid operators: {valid}") from None
 
 
 def apply(

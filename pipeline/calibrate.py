@@ -1,40 +1,41 @@
-"""How much an augmentation changes an image's topology, and which intensities give topo-weak / topo-strong views.
+"""How much an augmentation changes an image's topology, and which intensities give topo-weak/strong views.
 
 **The relative bottleneck distance.** For an image x with ROI mask m and an augmentation T,
 
     δ_k(x, T) = d_B(PD_k(x), PD_k(T(x))) / scale(PD(x))     for k = 0 (H0) and k = 1 (H1),
     δ(x, T)   = max(δ_0, δ_1).
 
-* **Diagrams.** PD(x) is the store's top-k diagram of x (``pd_h0``/``pd_h1``, the k0/k1 most persistent pairs of the
-  cubical filtration restricted to the ROI; see :mod:`topo.pipeline.persistence`). PD(T(x)) is computed the same
-  way (:func:`~topo.pipeline.persistence.topk_diagrams`) on the transformed image inside the transformed ROI:
-  geometric operators move the mask with the image, the others keep it. With ``full_image=True`` (the paper's
-  ablation) both diagrams are computed on the whole image, ignoring the mask.
-* **Distance.** d_B is GUDHI's bottleneck distance with the L∞ ground metric, computed exactly (``e=0``; GUDHI's
-  default ``e=None`` is a near-exact mode that returns 1e-308 instead of 0 for equal diagrams). An unmatched pair
-  (b, d) goes to the diagonal at cost (d − b)/2.
-* **Scale.** scale(PD(x)) = max death − min birth over all pairs of H0 ∪ H1 of x: the filtration range the diagram
-  spans. H0 and H1 share it, so their δ are comparable. Because the essential H0 class is born at the ROI's
-  minimum and (capped) dies at its maximum, the scale equals the length of the essential bar, i.e. the ROI's
-  grey-level range. It is floored at 1/255 (one grey level) so that a constant ROI gives a finite δ.
+* **Diagrams.** PD(x) is the store's top-k diagram of x (``pd_h0``/``pd_h1``, the k0/k1 most persistent pairs
+  of the cubical filtration restricted to the ROI; see :mod:`topo.pipeline.persistence`). PD(T(x)) is
+  computed the same way (:func:`~topo.pipeline.persistence.topk_diagrams`) on the transformed image inside the
+  transformed ROI: geometric operators move the mask with the image, the others keep it. With
+  ``full_image=True`` (the paper's ablation) both diagrams are computed on the whole image, ignoring the mask.
+* **Distance.** d_B is GUDHI's bottleneck distance with the L∞ ground metric, computed exactly (``e=0``;
+  GUDHI's default ``e=None`` is a near-exact mode that returns 1e-308 instead of 0 for equal diagrams). An
+  unmatched pair (b, d) goes to the diagonal at cost (d − b)/2.
+* **Scale.** scale(PD(x)) = max death − min birth over all pairs of H0 ∪ H1 of x: the filtration range the
+  diagram spans. H0 and H1 share it, so their δ are comparable. Because the essential H0 class is born at the
+  ROI's minimum and (capped) dies at its maximum, the scale equals the length of the essential bar, i.e. the
+  ROI's grey-level range. It is floored at 1/255 (one grey level) so that a constant ROI gives a finite δ.
 * **Essential class.** The H0 class that never dies (and any class that only dies when the excluded background
   enters) is stored with death = the maximum filtration value inside the ROI, so every point is finite and is
   matched like any other. An augmentation that stretches or shifts the ROI's value range therefore moves the
   essential point, and d_B sees that change.
-* **Top-k truncation.** Pairs beyond the top k are dropped from both diagrams. This changes d_B by at most half
-  the sum of the persistences of the first dropped pair of each diagram (triangle inequality).
+* **Top-k truncation.** Pairs beyond the top k are dropped from both diagrams. This changes d_B by at most
+  half the sum of the persistences of the first dropped pair of each diagram (triangle inequality).
 
-**Calibration** (:func:`run_calibration`) evaluates δ for every (combination, s) of a grid on a class-stratified
-sample of one split, on Ray tasks over blocks of images, and writes three Parquet tables into the store: the raw
-δ rows, their summary per (combination, s), and the derived s-ranges: for each combination, the interval of s
-whose median δ (made monotone in s by isotonic regression and interpolated on a fine grid) lies in each band
-(topo-weak 5–15 %, topo-strong 15–25 % by default). The ranges are also stored as plain JSON in the store's
-``calibration`` attribute, which :func:`load_ranges` reads for the trainer.
+**Calibration** (:func:`run_calibration`) evaluates δ for every (combination, s) of a grid on a
+class-stratified sample of one split, on Ray tasks over blocks of images, and writes three Parquet tables
+into the store: the raw δ rows, their summary per (combination, s), and the derived s-ranges: for each
+combination, the interval of s whose median δ (made monotone in s by isotonic regression and interpolated on
+a fine grid) lies in each band (topo-weak 5–15 %, topo-strong 15–25 % by default). The ranges are also stored
+as plain JSON in the store's ``calibration`` attribute, which :func:`load_ranges` reads for the trainer.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -51,14 +52,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from topo.pipeline.augment import DEFAULT_COMBINATIONS, Combination, apply, combination_name, parse_combination
+from topo.pipeline.augment import (
+    DEFAULT_COMBINATIONS,
+    Combination,
+    apply,
+    combination_name,
+    parse_combination,
+)
 from topo.pipeline.persistence import FiltrationSpec, topk_diagrams
 from topo.pipeline.ray_runtime import RayResources, cluster_cpus, ensure_ray
 from topo.store_schema import Store, StoreError, StoreFiles, open_store
 from topo.store_schema.store import write_bytes_atomic, write_table_atomic
 
-DEFAULT_GRID: tuple[float, ...] = tuple((i + 1) / 8 for i in range(8))
-"""Eight intensities in (0, 1]: 0.125, 0.25, …, 1."""
+DEFAULT_GRID: tuple[float, ...] = (0.03, 0.06, 0.1, 0.16, 0.25, 0.4, 0.63, 1.0)
+"""Eight intensities in (0, 1], roughly log-spaced: weak bands sit at small s for most operators."""
 
 DEFAULT_BANDS: dict[str, tuple[float, float]] = {"weak": (0.05, 0.15), "strong": (0.15, 0.25)}
 """Target δ bands: topo-weak 5–15 %, topo-strong 15–25 %."""
@@ -69,9 +76,10 @@ FINE_GRID_POINTS = 1001
 METHOD_VERSION = 1  # bump when δ's computation changes, so old parts are not mixed with new ones
 
 DELTA_DEFINITION = (
-    "delta_k(x,T) = d_B(PD_k(x), PD_k(T(x))) / scale(PD(x)) for k in {H0, H1}; delta = max(delta_H0, delta_H1). "
-    "PD: top-k cubical diagrams on the ROI (T(x) on the transformed ROI), infinite deaths capped at the ROI's "
-    "maximum filtration value. d_B: GUDHI exact bottleneck distance (e=0, L-infinity ground metric)."
+    "delta_k(x,T) = d_B(PD_k(x), PD_k(T(x))) / scale(PD(x)) for k in {H0, H1}; "
+    "delta = max(delta_H0, delta_H1). PD: top-k cubical diagrams on the ROI (T(x) on the transformed ROI), "
+    "infinite deaths capped at the ROI's maximum filtration value. "
+    "d_B: GUDHI exact bottleneck distance (e=0, L-infinity ground metric)."
 )
 SCALE_DEFINITION = (
     "scale(PD(x)) = max death - min birth over H0 and H1 of x (= the length of the capped essential H0 bar, "
@@ -92,10 +100,10 @@ PART_SCHEMA = pa.schema(
 
 
 class CalibrationConfigError(StoreError, ValueError):
-    """The store holds calibration results made with another configuration (re-run with ``overwrite=True``)."""
+    """The store holds calibration results of another configuration (re-run with ``overwrite=True``)."""
 
 
-# --- δ ------------------------------------------------------------------------------------------------------------
+# --- δ ------------------------------------------------------------------------------------------------------
 
 
 class Delta(NamedTuple):
@@ -121,6 +129,8 @@ def diagram_scale(pd_x: Diagrams) -> float:
 def _bottleneck(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a, dtype=np.float64).reshape(-1, 2)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 2)
+    if a.shape == b.shape and np.array_equal(a, b):
+        return 0.0  # equal diagrams (every exact homeomorphism): no matching needed, 0 is exact
     # e=0 is GUDHI's exact algorithm; the default e=None returns a denormal (1e-308) for equal diagrams.
     return float(gudhi.bottleneck_distance(a, b, 0.0))
 
@@ -142,7 +152,7 @@ def relative_bottleneck(pd_x: Diagrams, pd_tx: Diagrams) -> Delta:
 
 
 def config_rng(seed: int, index: int, combination: Combination | str, s: float) -> np.random.Generator:
-    """The generator for one (seed, sample, combination, s): independent of scheduling and of the grid's order."""
+    """The generator of one (seed, sample, combination, s): independent of scheduling and of grid order."""
     words = [int(seed), int(index), _stable_word(combination_name(combination)), _stable_word(repr(float(s)))]
     return np.random.default_rng(np.random.SeedSequence(words))
 
@@ -216,7 +226,7 @@ def delta_for_image(
     return _deltas(image, mask, pd_x, [(parse_combination(combination), float(s), rng)], spec, full_image)[0]
 
 
-# --- the job --------------------------------------------------------------------------------------------------------
+# --- the job ------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -279,15 +289,58 @@ def _check_bands(bands: Mapping[str, Sequence[float]]) -> dict[str, tuple[float,
         raise ValueError("bands must name at least one δ band, e.g. {'weak': (0.05, 0.15)}")
     out: dict[str, tuple[float, float]] = {}
     for name, band in bands.items():
-        lo, hi = (float(v) for v in band)
+        if name in ("reasons", "notes"):
+            raise ValueError(f"band name {name!r} is reserved; use another name (e.g. 'weak', 'strong')")
+        try:
+            lo, hi = (float(v) for v in band)
+        except (TypeError, ValueError):
+            raise ValueError(f"band {name!r} must be a pair (lo, hi) of δ fractions, got {band!r}") from None
         if not 0.0 <= lo < hi:
             raise ValueError(f"band {name!r} must be (lo, hi) with 0 <= lo < hi, got {tuple(band)}")
         out[str(name)] = (lo, hi)
     ordered = sorted(out.items(), key=lambda kv: kv[1])
-    for (n1, b1), (n2, b2) in zip(ordered, ordered[1:], strict=False):
+    for (n1, b1), (n2, b2) in itertools.pairwise(ordered):
         if b1[1] > b2[0]:
             raise ValueError(f"bands must not overlap: {n1!r} {b1} and {n2!r} {b2}")
     return out
+
+
+def parse_grid(text: str) -> tuple[float, ...]:
+    """A grid from the command line: a count (``"8"`` → 1/8 … 1) or comma-separated intensities.
+
+    Raises:
+        ValueError: neither form, or intensities outside (0, 1] or not increasing.
+    """
+    t = text.strip()
+    if t.isdigit():
+        return _check_grid(int(t))
+    try:
+        values = [float(v) for v in t.split(",") if v.strip()]
+    except ValueError:
+        msg = f"grid must be a count (e.g. 8) or intensities like 0.1,0.2,0.4; got {text!r}"
+        raise ValueError(msg) from None
+    return _check_grid(values)
+
+
+def parse_bands(text: str) -> dict[str, tuple[float, float]]:
+    """Bands from the command line: ``"weak=0.05:0.15,strong=0.15:0.25"``.
+
+    Raises:
+        ValueError: not of that form, or overlapping / empty bands.
+    """
+    out: dict[str, tuple[float, float]] = {}
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        name, sep, rng = item.partition("=")
+        lo, sep2, hi = rng.partition(":")
+        try:
+            if not (sep and sep2 and name.strip()):
+                raise ValueError
+            out[name.strip()] = (float(lo), float(hi))
+        except ValueError:
+            raise ValueError(
+                f"bands must look like weak=0.05:0.15,strong=0.15:0.25; cannot read {item!r}"
+            ) from None
+    return _check_bands(out)
 
 
 def select_samples(labels: np.ndarray, candidates: np.ndarray, samples: int, seed: int) -> np.ndarray:
@@ -307,7 +360,10 @@ def select_samples(labels: np.ndarray, candidates: np.ndarray, samples: int, see
     order = np.lexsort((classes, -(exact - take)))  # largest fractional part first, then class id
     take[order[:rest]] += 1
     rng = np.random.default_rng(seed)
-    chosen = [rng.choice(candidates[lab == c], size=int(k), replace=False) for c, k in zip(classes, take, strict=True)]
+    chosen = [
+        rng.choice(candidates[lab == c], size=int(k), replace=False)
+        for c, k in zip(classes, take, strict=True)
+    ]
     return np.sort(np.concatenate(chosen))
 
 
@@ -326,7 +382,7 @@ def compute_block(
     seed: int,
     full_image: bool,
 ) -> pa.Table:
-    """δ rows of a block of images for every (combination, s): opens the store itself (safe in any process)."""
+    """δ rows of a block of images for every (combination, s); opens the store itself (any process)."""
     store = open_store(store_path)
     spec = FiltrationSpec.from_json(store.persistence_spec)
     idx = np.asarray(indices, dtype=np.int64)
@@ -372,7 +428,7 @@ def _calibrate_block_task(
     return table.num_rows
 
 
-def _progress(enabled: bool):  # noqa: ANN202 - rich types stay local to this helper
+def _progress(enabled: bool) -> Any:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -391,8 +447,8 @@ def _progress(enabled: bool):  # noqa: ANN202 - rich types stay local to this he
             return Text(f"{speed:,.0f} δ/s" if speed else "… δ/s", style="progress.data.speed")
 
     return Progress(
-        TextColumn("[bold]calibrating[/bold] {task.description}"),
-        BarColumn(),
+        TextColumn("[bold]{task.description}[/bold]"),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TextColumn("image×config"),
         RateColumn(),
@@ -434,7 +490,8 @@ def run_calibration(
         full_image: ignore the ROI (the paper's ablation).
         resources: where Ray runs (started here unless already up).
         progress: show a progress bar on stderr.
-        overwrite: discard earlier calibration results made with another configuration.
+        overwrite: discard earlier calibration results (of any configuration) and start from scratch;
+            without it, the same configuration resumes and another one is refused.
         block_size: images per Ray task (and per resumable part).
         plot: draw the δ-vs-s figure.
         plot_path: where to draw it; default ``<store>.calibration.png`` beside the store.
@@ -470,12 +527,12 @@ def run_calibration(
         raise StoreError(f"calibration writes into the store, which must be a local directory: {e}") from e
     if not store.is_complete:
         raise StoreError(f"{root}: the store's build has not finished; finish build-store before calibrating")
-    store = open_store(root, mode="r+")
     candidates = store.indices(split)  # raises ValueError naming the store's splits
     if len(candidates) == 0:
         raise ValueError(f"split {split!r} of {root} has no usable samples (status ok or fallback)")
     labels = store.array("labels")[:]
     chosen = select_samples(labels, candidates, int(samples), int(seed))
+    store = open_store(root, mode="r+")  # only now, with every argument checked, open it for writing
 
     config = {
         "method_version": METHOD_VERSION,
@@ -493,41 +550,16 @@ def run_calibration(
     config = json.loads(json.dumps(config))
     _claim_config(store, root, config, overwrite)
 
-    blocks = [chosen[i : i + block_size].tolist() for i in range(0, len(chosen), block_size)]
+    bs = int(block_size)
+    blocks = [chosen[i : i + bs].tolist() for i in range(0, len(chosen), bs)]
     n_cfg = len(combos) * len(grid_t)
     done = {b for b in range(len(blocks)) if (root / _part_key(b)).exists()}
     todo = [b for b in range(len(blocks)) if b not in done]
 
-    started = ensure_ray(resources)
     evaluations = 0
-    try:
-        max_in_flight = max(1, 2 * cluster_cpus())
-        with _progress(progress) as bar:
-            task = bar.add_task(
-                f"{root.name}: {len(chosen)} images × {len(combos)} combos × {len(grid_t)} s",
-                total=len(chosen) * n_cfg,
-                completed=sum(len(blocks[b]) for b in done) * n_cfg,
-            )
-            pending: list[ray.ObjectRef] = []
-            queue = list(todo)
-            while queue or pending:
-                # Backpressure: at most ~2 tasks per CPU in flight, so a large job does not flood the scheduler.
-                while queue and len(pending) < max_in_flight:
-                    b = queue.pop(0)
-                    pending.append(
-                        _calibrate_block_task.remote(
-                            str(root), b, blocks[b], [tuple(c) for c in combos], list(grid_t), int(seed),
-                            bool(full_image),
-                        )
-                    )
-                ready, pending = ray.wait(pending, num_returns=1)
-                for ref in ready:
-                    rows = int(ray.get(ref))
-                    evaluations += rows
-                    bar.advance(task, rows)
-    finally:
-        if started:
-            ray.shutdown()
+    if todo:  # a fully resumed run needs no Ray at all
+        evaluations = _run_blocks(root, blocks, todo, done, combos, grid_t, int(seed), bool(full_image),
+                                  resources, progress)
 
     deltas = pa.concat_tables([pq.read_table(root / _part_key(b)) for b in range(len(blocks))])
     table = summarize(deltas, names, grid_t)
@@ -578,32 +610,89 @@ def run_calibration(
     )
 
 
+def _run_blocks(
+    root: Path,
+    blocks: list[list[int]],
+    todo: list[int],
+    done: set[int],
+    combos: list[Combination],
+    grid: tuple[float, ...],
+    seed: int,
+    full_image: bool,
+    resources: RayResources,
+    progress: bool,
+) -> int:
+    """Run the unfinished blocks as Ray tasks with backpressure and a progress bar; return δ evaluations."""
+    n_cfg = len(combos) * len(grid)
+    started = ensure_ray(resources)
+    evaluations = 0
+    pending: list[ray.ObjectRef] = []
+    try:
+        max_in_flight = max(1, 2 * cluster_cpus())
+        with _progress(progress) as bar:
+            task = bar.add_task(
+                f"calibrate {root.name}",
+                total=sum(len(b) for b in blocks) * n_cfg,
+                completed=sum(len(blocks[b]) for b in done) * n_cfg,
+            )
+            queue = list(todo)
+            while queue or pending:
+                # Backpressure: at most ~2 tasks per CPU in flight, so a large job does not flood Ray.
+                while queue and len(pending) < max_in_flight:
+                    b = queue.pop(0)
+                    pending.append(
+                        _calibrate_block_task.remote(
+                            str(root), b, blocks[b], [tuple(c) for c in combos], list(grid), seed, full_image
+                        )
+                    )
+                ready, pending = ray.wait(pending, num_returns=1)
+                for ref in ready:
+                    rows = int(ray.get(ref))
+                    evaluations += rows
+                    bar.advance(task, rows)
+    except BaseException:
+        # Interrupted, or a task failed: finished parts stay (a re-run resumes); stop what is still queued.
+        for ref in pending:
+            ray.cancel(ref)
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+    return evaluations
+
+
 def _claim_config(store: Store, root: Path, config: dict[str, Any], overwrite: bool) -> None:
-    """Refuse to mix with earlier results of another configuration; record this one."""
+    """Refuse to mix with earlier results of another configuration; record this one.
+
+    The same configuration resumes (finished parts are kept); ``overwrite`` always starts from scratch.
+    """
     cfg_path = root / _CONFIG_KEY
     old: dict[str, Any] | None = None
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
     elif isinstance(store.attrs.get("calibration"), dict):
         old = store.attrs["calibration"].get("config")
-    if old is not None and old != config:
-        if not overwrite:
-            diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-            raise CalibrationConfigError(
-                f"{root} holds calibration results made with another configuration (differs in: "
-                f"{', '.join(diff)}); re-run with the same settings to resume, or pass overwrite=True "
-                "(--overwrite) to discard them"
-            )
-        old = None
-    if old is None:
+    if old is not None and old != config and not overwrite:
+        diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+        raise CalibrationConfigError(
+            f"{root} holds calibration results made with another configuration (differs in: "
+            f"{', '.join(diff)}); re-run with the same settings to resume, or pass overwrite=True "
+            "(--overwrite) to discard them"
+        )
+    if overwrite or old != config:
         # Start clean: no part of another configuration may survive into this run's tables.
         shutil.rmtree(root / StoreFiles.CALIBRATION_PARTS, ignore_errors=True)
-        for key in (StoreFiles.CALIBRATION_DELTAS, StoreFiles.CALIBRATION_TABLE, StoreFiles.CALIBRATION_RANGES):
+        for key in (
+            StoreFiles.CALIBRATION_DELTAS,
+            StoreFiles.CALIBRATION_TABLE,
+            StoreFiles.CALIBRATION_RANGES,
+        ):
             (root / key).unlink(missing_ok=True)
+    if not cfg_path.exists():
         write_bytes_atomic(cfg_path, json.dumps(config, indent=2, sort_keys=True).encode())
 
 
-# --- tables and ranges ------------------------------------------------------------------------------------------------
+# --- tables and ranges --------------------------------------------------------------------------------------
 
 _STATS = ("mean", "median", "p10", "p90")
 
@@ -636,20 +725,36 @@ def summarize(deltas: pa.Table, combinations: Sequence[str], grid: Sequence[floa
     return pa.table(cols)
 
 
+_RANGE_SCHEMA = pa.schema(
+    [
+        ("combination", pa.string()),
+        ("band", pa.string()),
+        ("lo", pa.float64()),
+        ("hi", pa.float64()),
+        ("usable", pa.bool_()),
+        ("reason", pa.string()),
+        ("note", pa.string()),
+        ("band_lo", pa.float64()),
+        ("band_hi", pa.float64()),
+    ]
+)
+
+
 def derive_ranges(
     table: pa.Table, bands: Mapping[str, Sequence[float]] = DEFAULT_BANDS
 ) -> tuple[pa.Table, dict[str, Any]]:
     """The s-interval of each combination whose (monotone-fitted) median δ lies in each band.
 
-    The median δ is fitted against s with increasing isotonic regression, interpolated linearly on a fine grid of
-    ``FINE_GRID_POINTS`` intensities between the smallest and largest grid value (no extrapolation), and the band's
-    interval is where the fit lies in ``[lo, hi]``. Because the fit is monotone and the bands do not overlap, a
-    lower band's interval lies below a higher band's.
+    The median δ is fitted against s with increasing isotonic regression, interpolated linearly on a fine
+    grid of ``FINE_GRID_POINTS`` intensities between the smallest and largest grid value (no extrapolation),
+    and the band's interval is where the fit lies in ``[lo, hi]``. Because the fit is monotone and the bands
+    do not overlap, a lower band's interval lies below a higher band's.
 
     Returns:
-        A table with one row per (combination, band) — ``lo``, ``hi`` (null if unusable), ``usable``, ``reason``,
-        ``band_lo``, ``band_hi`` — and the same as plain JSON:
-        ``{combination: {band: [lo, hi] | None, "reasons": {band: str | None}}}``.
+        A table with one row per (combination, band) — ``lo``, ``hi`` (null if unusable), ``usable``,
+        ``reason`` (why unusable), ``note`` (e.g. the interval was clipped at the grid's end), ``band_lo``,
+        ``band_hi`` — and the same as plain JSON: ``{combination: {band: [lo, hi] | None,
+        "reasons": {band: str | None}, "notes": {band: str | None}}}``.
     """
     from sklearn.isotonic import IsotonicRegression
 
@@ -658,39 +763,36 @@ def derive_ranges(
     s_all = table.column("s").to_numpy()
     med_all = table.column("delta_median").to_numpy(zero_copy_only=False)
     names = list(dict.fromkeys(comb))
-    rows: dict[str, list] = {k: [] for k in ("combination", "band", "lo", "hi", "usable", "reason", "band_lo", "band_hi")}
+    rows: dict[str, list] = {k: [] for k in _RANGE_SCHEMA.names}
     out: dict[str, Any] = {}
     for name in names:
         sel = np.array([c == name for c in comb]) & np.isfinite(med_all)
         s, med = s_all[sel], med_all[sel]
-        entry: dict[str, Any] = {"reasons": {}}
+        entry: dict[str, Any] = {"reasons": {}, "notes": {}}
         for band, (lo, hi) in bands_t.items():
-            interval, reason = _band_interval(s, med, lo, hi, IsotonicRegression)
+            interval, reason, note = _band_interval(s, med, lo, hi, IsotonicRegression)
             entry[band] = None if interval is None else [interval[0], interval[1]]
             entry["reasons"][band] = reason
+            entry["notes"][band] = note
             rows["combination"].append(name)
             rows["band"].append(band)
             rows["lo"].append(None if interval is None else interval[0])
             rows["hi"].append(None if interval is None else interval[1])
             rows["usable"].append(interval is not None)
             rows["reason"].append(reason)
+            rows["note"].append(note)
             rows["band_lo"].append(lo)
             rows["band_hi"].append(hi)
         out[name] = entry
-    schema = pa.schema(
-        [
-            ("combination", pa.string()), ("band", pa.string()), ("lo", pa.float64()), ("hi", pa.float64()),
-            ("usable", pa.bool_()), ("reason", pa.string()), ("band_lo", pa.float64()), ("band_hi", pa.float64()),
-        ]
-    )
-    return pa.table(rows, schema=schema), out
+    return pa.table(rows, schema=_RANGE_SCHEMA), out
 
 
 def _band_interval(
     s: np.ndarray, med: np.ndarray, lo: float, hi: float, isotonic: type
-) -> tuple[tuple[float, float] | None, str | None]:
+) -> tuple[tuple[float, float] | None, str | None, str | None]:
+    """(interval, reason it is unusable, note) for one band."""
     if len(s) < 2:
-        return None, "fewer than two intensities with a finite median δ"
+        return None, "fewer than two intensities with a finite median δ", None
     fit = isotonic(increasing=True, out_of_bounds="clip").fit(s, med)
     fine = np.linspace(float(s.min()), float(s.max()), FINE_GRID_POINTS)
     f = fit.predict(fine)
@@ -700,18 +802,26 @@ def _band_interval(
             return None, (
                 f"median δ reaches at most {f.max():.1%} (at s = {s.max():g}), below the band "
                 f"{lo:.0%}–{hi:.0%}: the combination cannot reach it on this grid"
-            )
+            ), None
         if f.min() > hi:
             return None, (
                 f"median δ is already {f.min():.1%} at the smallest s = {s.min():g}, above the band "
                 f"{lo:.0%}–{hi:.0%}: add smaller intensities to the grid"
-            )
-        return None, f"median δ jumps over the band {lo:.0%}–{hi:.0%} between two fine-grid intensities"
+            ), None
+        return None, f"median δ jumps over the band {lo:.0%}–{hi:.0%} between two fine-grid intensities", None
     where = np.flatnonzero(inside)
     a, b = float(fine[where[0]]), float(fine[where[-1]])
     if b <= a:
-        return None, f"median δ crosses the band {lo:.0%}–{hi:.0%} within one fine-grid step (s ≈ {a:.3f})"
-    return (round(a, 6), round(b, 6)), None
+        reason = f"median δ crosses the band {lo:.0%}–{hi:.0%} within one fine-grid step (s ≈ {a:.3f})"
+        return None, reason, None
+    # No extrapolation: where the band is already entered at the smallest s (or not yet left at the largest),
+    # the interval stops at the grid's end and says so; a wider grid would tell how far it really goes.
+    notes = []
+    if where[0] == 0 and f[0] > lo:
+        notes.append(f"median δ is already {f[0]:.1%} at the smallest s; smaller s may qualify too")
+    if where[-1] == len(fine) - 1 and f[-1] < hi:
+        notes.append(f"median δ is still {f[-1]:.1%} at the largest s; larger s may qualify too")
+    return (round(a, 6), round(b, 6)), None, "; ".join(notes) or None
 
 
 def _ranges_from_json(ranges: Mapping[str, Any]) -> dict[str, dict[str, tuple[float, float] | None]]:
@@ -720,7 +830,7 @@ def _ranges_from_json(ranges: Mapping[str, Any]) -> dict[str, dict[str, tuple[fl
         out[name] = {
             band: (None if v is None else (float(v[0]), float(v[1])))
             for band, v in entry.items()
-            if band != "reasons"
+            if band not in ("reasons", "notes")
         }
     return out
 
@@ -746,7 +856,7 @@ def load_ranges(store: Store | str | os.PathLike[str]) -> dict[str, dict[str, tu
     return _ranges_from_json(cal["ranges"])
 
 
-# --- what a person sees -------------------------------------------------------------------------------------------------
+# --- what a person sees -------------------------------------------------------------------------------------
 
 
 def format_ranges(ranges: Mapping[str, Mapping[str, Any]] | pa.Table) -> Any:
@@ -767,10 +877,10 @@ def format_ranges(ranges: Mapping[str, Mapping[str, Any]] | pa.Table) -> Any:
             data.setdefault(r["combination"], {})[r["band"]] = (
                 None if r["lo"] is None else (r["lo"], r["hi"])
             )
-            if r["reason"]:
-                reasons[(r["combination"], r["band"])] = r["reason"]
+            if r["reason"] or r.get("note"):
+                reasons[(r["combination"], r["band"])] = r["reason"] or r["note"]
     else:
-        data = {k: {b: v for b, v in e.items() if b != "reasons"} for k, e in ranges.items()}
+        data = {k: {b: v for b, v in e.items() if b not in ("reasons", "notes")} for k, e in ranges.items()}
     band_names = list(dict.fromkeys(b for e in data.values() for b in e))
     t = Table(title="Calibrated intensity ranges (s in [0, 1])")
     t.add_column("combination", style="bold")
@@ -802,7 +912,8 @@ def plot_calibration(
         table: the per (combination, s) summary (:func:`summarize`).
         out_png: where to write the PNG.
         bands: target δ bands to draw as horizontal stripes.
-        ranges: derived ranges (``derive_ranges``' JSON or :func:`load_ranges`' dict) to draw as vertical spans.
+        ranges: derived ranges (:func:`derive_ranges`' JSON or :func:`load_ranges`' dict), drawn as
+            vertical spans.
 
     Returns:
         The PNG's path.
@@ -819,7 +930,9 @@ def plot_calibration(
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False, sharey=True)
     colours = ["tab:green", "tab:red", "tab:purple", "tab:orange"]
     s_all = table.column("s").to_numpy()
-    med, p10, p90 = (table.column(k).to_numpy(zero_copy_only=False) for k in ("delta_median", "delta_p10", "delta_p90"))
+    med, p10, p90 = (
+        table.column(k).to_numpy(zero_copy_only=False) for k in ("delta_median", "delta_p10", "delta_p90")
+    )
     for ax, name in zip(axes.flat, names, strict=False):
         sel = np.array([c == name for c in comb])
         ax.fill_between(s_all[sel], p10[sel], p90[sel], alpha=0.25, color="tab:blue", label="p10–p90")
@@ -837,8 +950,9 @@ def plot_calibration(
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("δ (relative bottleneck)")
-    for ax in axes[-1, :]:
-        ax.set_xlabel("intensity s")
+    for i, ax in enumerate(axes.flat[: len(names)]):
+        if i + cols >= len(names):  # the lowest plot of its column
+            ax.set_xlabel("intensity s")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     for ax in axes.flat[1 : len(names)]:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):

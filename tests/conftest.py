@@ -43,3 +43,16 @@ def small_store(ray_session, tmp_path_factory) -> Path:
     summary = build_store(BuildConfig(dataset="demo", out=out, progress=False))
     assert summary.complete
     return out
+
+
+@pytest.fixture(scope="session")
+def calibrated_store(small_store, tmp_path_factory) -> Path:
+    """A copy of ``small_store`` with a small real calibration (for the topology branch of the trainer)."""
+    import shutil
+
+    from topo.pipeline.calibrate import run_calibration
+
+    out = tmp_path_factory.mktemp("calibrated") / "demo.zarr"
+    shutil.copytree(small_store, out)
+    run_calibration(out, samples=24, grid=(0.05, 0.15, 0.3, 0.6, 1.0), seed=0, progress=False, plot=False)
+    return out

@@ -7,6 +7,7 @@ lazily, chunk by chunk, by the build driver and decoded on the workers (:mod:`to
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -109,8 +110,14 @@ def stratified_split(
         if frac <= 0 or len(pool) == 0:
             return
         if groups is None:
-            strat = y[pool] if np.bincount(y[pool]).min(initial=2) >= 2 else None
-            _, held = train_test_split(pool, test_size=frac, random_state=seed, stratify=strat)
+            # Stratify only where scikit-learn can: every class twice, and both sides at least one per class
+            # (it holds out ceil(frac * n)); a tiny dataset gets a plain seeded split instead of an error.
+            _, counts = np.unique(y[pool], return_counts=True)
+            n_held = math.ceil(frac * len(pool))
+            can = counts.min() >= 2 and min(n_held, len(pool) - n_held) >= len(counts)
+            if len(pool) - n_held < 1:
+                return
+            _, held = train_test_split(pool, test_size=n_held, random_state=seed, stratify=y[pool] if can else None)
         else:
             n_splits = max(2, round(1 / frac))
             g = np.asarray(groups)[pool]

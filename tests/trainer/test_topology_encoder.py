@@ -37,7 +37,9 @@ def _mlp(dims: list[int], final_act: bool) -> int:
     return total
 
 
-def expected_params(*, width: int = 384, out_dim: int = 256, self_attn: bool = True, cross: bool = True) -> dict:
+def expected_params(
+    *, width: int = 384, out_dim: int = 256, self_attn: bool = True, cross: bool = True
+) -> dict:
     parts = {"point_mlp": _mlp([4, 64, 128, 256, width], final_act=True)}
     if self_attn:
         parts["self_attn"] = 2 * _mha(width)
@@ -321,4 +323,5 @@ def test_cross_attention_ablation_changes_output() -> None:
             mha.out_proj.weight.add_(0.5)
             assert (full(view) - ref).abs().max() > 1e-4, direction
             mha.out_proj.weight.copy_(saved)
-    assert TopologyEncoder(k0=8, k1=10, width=32, heads=4, cross_attention=False).proj[0].in_features == 4 * 32
+    ablated = TopologyEncoder(k0=8, k1=10, width=32, heads=4, cross_attention=False)
+    assert ablated.proj[0].in_features == 4 * 32

@@ -1,1 +1,71 @@
-"""topo trainer/eval."""
+"""topo trainer/eval: frozen-feature evaluation (linear probe, kNN), statistics and report tables."""
+
+from topo.trainer.eval.features import (
+    FeatureSet,
+    check_disjoint,
+    load_feature_meta,
+    load_features,
+    save_features,
+)
+from topo.trainer.eval.knn import knn_accuracy, knn_predict, knn_scores
+from topo.trainer.eval.probe import (
+    LinearProbe,
+    ProbeResult,
+    Selection,
+    TestSplitAccessError,
+    classification_metrics,
+    evaluate_test_once,
+    fit_probe,
+    linear_probe,
+    select_hyperparameters,
+)
+from topo.trainer.eval.report import (
+    RunResult,
+    Table3,
+    build_table,
+    cost_table_markdown,
+    from_json,
+    load_run_results,
+    model_cost,
+    plot_gate_weights,
+    run_result_from_probe,
+    save_run_results,
+    to_json,
+    to_markdown,
+)
+from topo.trainer.eval.stats import PairedTTest, mean_std, paired_ttest
+
+__all__ = [
+    "FeatureSet",
+    "LinearProbe",
+    "PairedTTest",
+    "ProbeResult",
+    "RunResult",
+    "Selection",
+    "Table3",
+    "TestSplitAccessError",
+    "build_table",
+    "check_disjoint",
+    "classification_metrics",
+    "cost_table_markdown",
+    "evaluate_test_once",
+    "fit_probe",
+    "from_json",
+    "knn_accuracy",
+    "knn_predict",
+    "knn_scores",
+    "linear_probe",
+    "load_feature_meta",
+    "load_features",
+    "load_run_results",
+    "mean_std",
+    "model_cost",
+    "paired_ttest",
+    "plot_gate_weights",
+    "run_result_from_probe",
+    "save_features",
+    "save_run_results",
+    "select_hyperparameters",
+    "to_json",
+    "to_markdown",
+]

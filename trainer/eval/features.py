@@ -49,13 +49,14 @@ def _readonly_view(a: np.ndarray) -> np.ndarray:
     return v
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FeatureSet:
     """One split of extracted features with labels.
 
     The arrays are validated and stored as read-only views (float32 / int64 are converted once if
     needed; no copy is made when the input already has the right dtype). Mutating the caller's
-    original array afterwards is not detected, so do not do that.
+    original array afterwards is not detected, so do not do that. Sets compare by identity (array
+    contents have no single truth value); compare :attr:`fingerprint` for content equality.
 
     Attributes:
         split: One of :data:`SPLITS` (``"train"``, ``"val"``, ``"test"``).
@@ -298,7 +299,8 @@ def load_features(path_dir: str | Path) -> dict[str, FeatureSet]:
         ids = np.load(root / entry["ids"], allow_pickle=False) if "ids" in entry else None
         if x.ndim != 2 or x.shape != (entry["n"], entry["dim"]):
             raise ValueError(
-                f"{root / entry['x']}: shape {x.shape} disagrees with the index ({entry['n']}, {entry['dim']})"
+                f"{root / entry['x']}: shape {x.shape} disagrees with the index "
+                f"({entry['n']}, {entry['dim']})"
             )
         fs = FeatureSet(split=split, x=x, y=y, sample_ids=ids)
         if "fingerprint" in entry and fs.fingerprint != entry["fingerprint"]:

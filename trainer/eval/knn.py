@@ -81,19 +81,13 @@ def knn_scores(
         else:
             idx = np.broadcast_to(np.arange(train.n), (q.shape[0], train.n))
         top_sim = np.take_along_axis(sim, idx, axis=1).astype(np.float64)
-        # exp((s - 1) / T) is proportional to exp(s / T) and cannot overflow since s <= 1.
-        w = np.exp((top_sim - 1.0) / temperature)
+        # exp((s - s_max) / T) is proportional to exp(s / T) and the nearest neighbour always has
+        # weight 1, so neither overflow nor an all-zero vote (0/0) can happen, even for tiny T.
+        w = np.exp((top_sim - top_sim.max(axis=1, keepdims=True)) / temperature)
         votes = out[start : start + q.shape[0]]
         rows = np.repeat(np.arange(q.shape[0]), k)
         np.add.at(votes, (rows, bank_y[idx].ravel()), w.ravel())
         total = votes.sum(axis=1, keepdims=True)
-        # All weights underflowing to 0 (tiny temperature, far neighbours) would give 0/0:
-        # fall back to an unweighted majority vote among the k neighbours.
-        zero = total[:, 0] == 0
-        if zero.any():
-            votes[zero] = 0.0
-            np.add.at(votes, (rows.reshape(-1, k)[zero].ravel(), bank_y[idx][zero].ravel()), 1.0)
-            total = votes.sum(axis=1, keepdims=True)
         votes /= total
     return out
 

@@ -108,14 +108,15 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, A
 
     Args:
         y_true: Labels, shape ``(N,)``, integers in ``[0, C)``.
-        proba: Class probabilities, shape ``(N, C)``, ``C >= 2``; rows are renormalised to sum to 1.
+        proba: Class probabilities, shape ``(N, C)``, ``C >= 2``, rows summing to 1.
 
     Returns:
         ``{"n", "acc", "auc", "auc_classes", "warnings"}``; ``auc_classes`` lists the classes the AUC
         averages over.
 
     Raises:
-        ValueError: On mismatched shapes, ``C < 2``, labels outside ``[0, C)``, or invalid probabilities.
+        ValueError: On mismatched shapes, ``C < 2``, labels outside ``[0, C)``, or probabilities that are
+            negative, non-finite or do not sum to 1 per row.
     """
     y = np.asarray(y_true)
     p = np.asarray(proba, dtype=np.float64)
@@ -129,7 +130,10 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, A
         raise ValueError(f"labels must lie in [0, {p.shape[1]}), got range [{y.min()}, {y.max()}]")
     if not np.isfinite(p).all() or (p < 0).any():
         raise ValueError("proba must be finite and non-negative")
-    p = p / p.sum(axis=1, keepdims=True)
+    # No renormalisation: dividing by a row sum of 1 ± 1 ulp would perturb exactly tied scores and
+    # change the AUC (ties count 1/2). scikit-learn applies the same tolerance check.
+    if not np.allclose(p.sum(axis=1), 1.0):
+        raise ValueError("rows of proba must sum to 1 (class probabilities, e.g. a softmax)")
     acc = float(np.mean(p.argmax(axis=1) == y))
     auc, classes, warnings = _macro_ovr_auc(y, p)
     return {"n": int(y.shape[0]), "acc": acc, "auc": auc, "auc_classes": classes, "warnings": warnings}
@@ -191,7 +195,7 @@ def _train_linear(
                     xb, yb = x, y
                 else:
                     idx = order[i * bs : (i + 1) * bs]
-                    xb, yb = x[idx], y[idx]
+                    xb, yb = x.index_select(0, idx), y.index_select(0, idx)
                 lr_t = 0.5 * lr * (1.0 + math.cos(math.pi * step / total))
                 for group in opt.param_groups:
                     group["lr"] = lr_t
@@ -515,7 +519,9 @@ class LinearProbe:
         if not isinstance(fs, FeatureSet):
             raise ValueError(f"expected a FeatureSet, got {type(fs).__name__}")
         if fs.dim != self.dim:
-            raise ValueError(f"split {fs.split!r} has feature dimension {fs.dim}, the probe expects {self.dim}")
+            raise ValueError(
+                f"split {fs.split!r} has feature dimension {fs.dim}, the probe expects {self.dim}"
+            )
         _check_labels(fs, self.num_classes)
 
     def predict_proba(self, fs: FeatureSet) -> np.ndarray:

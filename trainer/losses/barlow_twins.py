@@ -15,19 +15,21 @@ __all__ = ["barlow_twins_loss"]
 
 
 def _standardise(z: Tensor, n: int, eps: float) -> Tensor:
-    """Zero mean, unit (unbiased) std per dimension along the global batch."""
+    """Zero mean, unit (biased) std per dimension along the global batch."""
     mean = all_reduce_sum_with_grad(z.sum(dim=0)) / n
     centred = z - mean
-    var = all_reduce_sum_with_grad(centred.pow(2).sum(dim=0)) / (n - 1)
+    var = all_reduce_sum_with_grad(centred.pow(2).sum(dim=0)) / n
     return centred / torch.sqrt(var + eps)
 
 
 def barlow_twins_loss(z1: Tensor, z2: Tensor, lambd: float = 0.0051, eps: float = 1e-5) -> Tensor:
     """Barlow Twins loss ``Σ_i (1 − C_ii)² + λ Σ_i Σ_{j≠i} C_ij²``.
 
-    Following Algorithm 1, each embedding dimension is standardised along the batch
-    (``(z − mean) / std`` with the unbiased std, here ``sqrt(var + eps)`` so that a constant dimension
-    does not divide by zero) and ``C = z1_normᵀ · z2_norm / N`` is the ``D × D`` cross-correlation.
+    ``C`` is the ``D × D`` cross-correlation of Eq. (2): each embedding dimension is standardised along
+    the batch, ``(z − mean) / sqrt(var + eps)`` with the biased variance (what the official code's
+    ``BatchNorm1d(affine=False)`` computes; ``eps`` keeps a constant dimension finite), and
+    ``C = z1_normᵀ · z2_norm / N``, so ``C_ij`` is a correlation coefficient in ``[−1, 1]``. Algorithm 1's
+    pseudocode divides by the unbiased std instead, which caps ``C_ii`` at ``(N − 1)/N``.
     The loss is a sum over matrix entries (not a mean), so its scale grows with ``D``.
 
     Across ranks: the statistics (per-dimension sums, sums of squares and ``C`` itself) are summed over
@@ -61,9 +63,7 @@ def barlow_twins_loss(z1: Tensor, z2: Tensor, lambd: float = 0.0051, eps: float 
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
     if z1.ndim != 2 or z1.shape != z2.shape:
-        raise ValueError(
-            f"z1 and z2 must both have shape (B, D); got {tuple(z1.shape)} and {tuple(z2.shape)}"
-        )
+        raise ValueError(f"z1 and z2 must both have shape (B, D); got {tuple(z1.shape)} and {tuple(z2.shape)}")
     n = z1.shape[0] * get_world_size()
     if n < 2:
         raise ValueError(f"the global batch must hold at least 2 samples, got {n}")

@@ -67,9 +67,7 @@ class DINOLoss(nn.Module):
         self.center_momentum = center_momentum
         self.register_buffer("center", torch.zeros(1, out_dim))
 
-    def forward(
-        self, student_out: Sequence[Tensor], teacher_out: Sequence[Tensor], teacher_temp: float
-    ) -> Tensor:
+    def forward(self, student_out: Sequence[Tensor], teacher_out: Sequence[Tensor], teacher_temp: float) -> Tensor:
         """Compute the loss over all pairs of different views, then (in training mode) update the centre.
 
         Args:
@@ -95,9 +93,7 @@ class DINOLoss(nn.Module):
             )
         shapes = {tuple(t.shape) for t in [*student_out, *teacher_out]}
         if len(shapes) != 1 or len(next(iter(shapes))) != 2 or next(iter(shapes))[1] != self.out_dim:
-            raise ValueError(
-                f"every output must have one shape (B, {self.out_dim}); got shapes {sorted(shapes)}"
-            )
+            raise ValueError(f"every output must have one shape (B, {self.out_dim}); got shapes {sorted(shapes)}")
 
         log_p_student = [F.log_softmax(s / self.student_temp, dim=-1) for s in student_out]
         p_teacher = [F.softmax((t.detach() - self.center) / teacher_temp, dim=-1) for t in teacher_out]

@@ -63,9 +63,7 @@ def infonce_loss(q: Tensor, k: Tensor, temperature: float = 0.2) -> Tensor:
     return 2 * temperature * F.cross_entropy(logits, labels)
 
 
-def symmetric_infonce_loss(
-    q1: Tensor, q2: Tensor, k1: Tensor, k2: Tensor, temperature: float = 0.2
-) -> Tensor:
+def symmetric_infonce_loss(q1: Tensor, q2: Tensor, k1: Tensor, k2: Tensor, temperature: float = 0.2) -> Tensor:
     """Symmetrised MoCo v3 loss ``ctr(q1, k2) + ctr(q2, k1)``.
 
     Args:

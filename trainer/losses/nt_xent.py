@@ -17,9 +17,7 @@ __all__ = ["nt_xent_loss"]
 
 def _check_pair(z1: Tensor, z2: Tensor) -> None:
     if z1.ndim != 2 or z1.shape != z2.shape:
-        raise ValueError(
-            f"z1 and z2 must both have shape (B, D); got {tuple(z1.shape)} and {tuple(z2.shape)}"
-        )
+        raise ValueError(f"z1 and z2 must both have shape (B, D); got {tuple(z1.shape)} and {tuple(z2.shape)}")
     if z1.shape[0] < 1:
         raise ValueError(f"batch size must be >= 1, got {z1.shape[0]}")
 

@@ -90,4 +90,4 @@ class BarlowTwins(SSLMethod):
         """
         f1, f2 = self.embed(view1), self.embed(view2)
         loss = barlow_twins_loss(self.projector(f1), self.projector(f2), lambd=self.cfg.effective_lambda)
-        return MethodOutput(loss=loss, metrics=metrics_dict(loss=loss), features=f1.detach())
+        return MethodOutput(loss=loss, features=f1.detach(), metric_values={"loss": loss})

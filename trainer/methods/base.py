@@ -18,7 +18,8 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 import torch
@@ -42,13 +43,19 @@ class MethodOutput:
 
     Attributes:
         loss: Scalar loss to backpropagate.
-        metrics: Detached floats for logging (always includes ``"loss"``).
         features: ``(B, feat_dim)`` online backbone features of view 1, detached (online probes, kNN).
+        metric_values: Scalar tensors or floats behind :attr:`metrics`, as the method produced them.
+        metrics: Detached floats for logging (always includes ``"loss"``), converted on first access.
     """
 
     loss: Tensor
-    metrics: dict[str, float]
     features: Tensor
+    metric_values: dict[str, Tensor | float] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def metrics(self) -> dict[str, float]:
+        """``metric_values`` as floats; on a GPU this is one device sync, so steps that do not log skip it."""
+        return metrics_dict(**self.metric_values)
 
 
 class SSLMethod(nn.Module, ABC):
@@ -116,9 +123,13 @@ class SSLMethod(nn.Module, ABC):
 
 
 def metrics_dict(**values: Tensor | float) -> dict[str, float]:
-    """Detach logging values to floats with a single device sync."""
-    tensors = [torch.as_tensor(v).detach().float().reshape(()).cpu() for v in values.values()]
-    return dict(zip(values.keys(), torch.stack(tensors).tolist(), strict=True))
+    """Convert scalar logging values to floats, with one device sync for all the tensors together."""
+    tensor_keys = [k for k, v in values.items() if isinstance(v, Tensor)]
+    converted = {k: float(v) for k, v in values.items() if not isinstance(v, Tensor)}
+    if tensor_keys:
+        stacked = torch.stack([values[k].detach().float().reshape(()) for k in tensor_keys])
+        converted.update(zip(tensor_keys, stacked.tolist(), strict=True))
+    return {k: converted[k] for k in values}
 
 
 def require_positive(name: str, value: float) -> None:

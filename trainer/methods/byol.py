@@ -102,8 +102,8 @@ class BYOL(SSLMethod):
             z1 = self.target_projector(self.target_backbone(view1))
             z2 = self.target_projector(self.target_backbone(view2))
         loss = byol_loss(p1, z2) + byol_loss(p2, z1)
-        metrics = metrics_dict(loss=loss, momentum=self.momentum)
-        return MethodOutput(loss=loss, metrics=metrics, features=f1.detach())
+        metric_values = dict(loss=loss, momentum=self.momentum)
+        return MethodOutput(loss=loss, features=f1.detach(), metric_values=metric_values)
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """EMA-update the target backbone and projector with ``cosine_momentum(base, step, total)``."""

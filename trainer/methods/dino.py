@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from topo.trainer.losses import DINOLoss
@@ -146,16 +147,23 @@ class DINO(SSLMethod):
             view2: Second global view.
 
         Returns:
-            Loss, metrics (``loss``, ``teacher_temp``, ``momentum``) and view-1 student features.
+            Loss, metrics (``loss``, ``teacher_entropy``, ``teacher_temp``, ``momentum``) and view-1 student
+            features.
         """
         f1, f2 = self.embed(view1), self.embed(view2)
         s1, s2 = self.head(f1), self.head(f2)
         with torch.no_grad():
             t1 = self.teacher_head(self.teacher_backbone(view1))
             t2 = self.teacher_head(self.teacher_backbone(view2))
+            # Computed before the loss call, which moves the centre. The paper monitors this entropy to tell
+            # the two collapses apart: towards log(out_dim) is uniform collapse, towards 0 one-prototype.
+            log_p = F.log_softmax((torch.cat([t1, t2]) - self.loss_fn.center) / self.teacher_temp, dim=-1)
+            teacher_entropy = -(log_p.exp() * log_p).sum(dim=-1).mean()
         loss = self.loss_fn([s1, s2], [t1, t2], teacher_temp=float(self.teacher_temp))
-        metrics = metrics_dict(loss=loss, teacher_temp=self.teacher_temp, momentum=self.momentum)
-        return MethodOutput(loss=loss, metrics=metrics, features=f1.detach())
+        metric_values = dict(
+            loss=loss, teacher_entropy=teacher_entropy, teacher_temp=self.teacher_temp, momentum=self.momentum
+        )
+        return MethodOutput(loss=loss, features=f1.detach(), metric_values=metric_values)
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """EMA-update the teacher and set the teacher temperature for the next step (``step + 1``)."""

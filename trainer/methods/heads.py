@@ -189,9 +189,7 @@ class DINOHead(nn.Module):
                     nn.init.zeros_(m.bias)
         self.prototypes = nn.Parameter(torch.empty(out_dim, bottleneck_dim))
         nn.init.kaiming_uniform_(self.prototypes, a=math.sqrt(5))  # nn.Linear's default init
-        self.prototype_scale: nn.Parameter | None = (
-            None if norm_last_layer else nn.Parameter(torch.ones(out_dim, 1))
-        )
+        self.prototype_scale: nn.Parameter | None = None if norm_last_layer else nn.Parameter(torch.ones(out_dim, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         """Map features ``(B, in_dim)`` to prototype logits ``(B, out_dim)``."""

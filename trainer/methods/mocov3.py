@@ -109,8 +109,8 @@ class MoCoV3(SSLMethod):
             k1 = self.momentum_projector(self.momentum_backbone(view1))
             k2 = self.momentum_projector(self.momentum_backbone(view2))
         loss = symmetric_infonce_loss(q1, q2, k1, k2, self.cfg.temperature)
-        metrics = metrics_dict(loss=loss, momentum=self.momentum)
-        return MethodOutput(loss=loss, metrics=metrics, features=f1.detach())
+        metric_values = dict(loss=loss, momentum=self.momentum)
+        return MethodOutput(loss=loss, features=f1.detach(), metric_values=metric_values)
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """EMA-update the momentum backbone and projector with ``cosine_momentum(base, step, total)``."""

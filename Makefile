@@ -1,0 +1,36 @@
+# Two commands: `make demo` (the whole path on the embedded dataset) and `make test`. Each sets itself up.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_WORKSPACE ?= demo-workspace
+# torch/torchvision are pinned to the pair that installs together on CPU-only x86-64 and aarch64 machines here.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test lint install clean bench
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (topo needs Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	TOPO_WORKSPACE=$(DEMO_WORKSPACE) bash scripts/demo.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_persistence.py
+	$(BIN)/python bench/bench_loader.py
+
+clean:
+	rm -rf $(DEMO_WORKSPACE) build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,214 @@
+"""DINO method: the student learns its teacher's targets, teacher EMA, centre and temperature schedules."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from topo.trainer.methods import DINO, DINOConfig, build_method
+
+torch.set_num_threads(1)
+
+FEAT = 16
+SMALL = {"head_hidden_dim": 256, "bottleneck_dim": 64, "out_dim": 64}
+
+
+class TinyConvNet(nn.Module):
+    """Visual backbone: ``{"image": (B, 3, 16, 16)}`` to ``(B, FEAT)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(16, FEAT),
+        )
+
+    def forward(self, view: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.net(view["image"])
+
+
+class TinyDiagramNet(nn.Module):
+    """Topology backbone: padded persistence diagrams with counts to ``(B, FEAT)`` (masked DeepSets)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.phi = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16))
+        self.rho = nn.Linear(32, FEAT)
+
+    def forward(self, view: dict[str, torch.Tensor]) -> torch.Tensor:
+        pooled = []
+        for dim in ("h0", "h1"):
+            points, counts = view[f"pd_{dim}"], view[f"n_{dim}"]
+            mask = torch.arange(points.shape[1]) < counts[:, None]
+            pooled.append((self.phi(points) * mask[..., None]).sum(dim=1) / counts.clamp(min=1)[:, None])
+        return self.rho(torch.cat(pooled, dim=1))
+
+
+class NoPeekView(dict):
+    """A view the method may pass on but not inspect: only ``view[key]`` (the backbone's access) works."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("the method looked inside the view")
+
+    __iter__ = __len__ = keys = values = items = get = _refuse  # type: ignore[assignment]
+
+
+def image_views(batch: int = 8, seed: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, 3, 16, 16, generator=g)
+    v1 = x + 0.1 * torch.randn(x.shape, generator=g)
+    v2 = x.flip(-1) + 0.1 * torch.randn(x.shape, generator=g)
+    return {"image": v1}, {"image": v2}
+
+
+def diagram_view(batch: int, g: torch.Generator) -> NoPeekView:
+    return NoPeekView(
+        pd_h0=torch.rand(batch, 48, 2, generator=g),
+        n_h0=torch.randint(1, 48, (batch,), generator=g),
+        pd_h1=torch.rand(batch, 96, 2, generator=g),
+        n_h1=torch.randint(0, 96, (batch,), generator=g),
+    )
+
+
+def train(method: nn.Module, v1: dict, v2: dict, steps: int, lr: float = 1e-3) -> list[float]:
+    opt = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for step in range(steps):
+        out = method(v1, v2)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        method.on_step_end(step, steps)
+        losses.append(out.metrics["loss"])
+    return losses
+
+
+def online_and_target(method: DINO) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    online = [*method.backbone.parameters(), *method.head.parameters()]
+    target = [*method.teacher_backbone.parameters(), *method.teacher_head.parameters()]
+    return online, target
+
+
+def test_student_learns_a_fixed_teacher() -> None:
+    # With its full dynamics on one 8-image batch the DINO loss is not monotone (the centre flattens the
+    # teacher, the warm-up raises its temperature), so the optimisation path is tested against a frozen,
+    # sharp teacher: momentum 1 and centre momentum 1 keep the targets fixed.
+    torch.manual_seed(0)
+    method = build_method(
+        "dino",
+        TinyConvNet(),
+        FEAT,
+        base_momentum=1.0,
+        center_momentum=1.0,
+        warmup_teacher_temp=0.01,
+        teacher_temp=0.01,
+        **SMALL,
+    )
+    _, target = online_and_target(method)
+    before = [t.clone() for t in target]
+    losses = train(method, *image_views(), steps=15)
+    assert sum(losses[-3:]) / 3 < 0.7 * losses[0]
+    assert all(torch.equal(t, b) for t, b in zip(target, before, strict=True))
+
+
+def test_full_dynamics_run_and_update_centre() -> None:
+    torch.manual_seed(0)
+    method = build_method("dino", TinyConvNet(), FEAT, **SMALL)
+    losses = train(method, *image_views(), steps=5)
+    assert all(math.isfinite(x) for x in losses)
+    assert method.loss_fn.center.abs().sum() > 0
+
+
+@pytest.mark.parametrize(("step", "total"), [(0, 10), (4, 10), (9, 10)])
+def test_teacher_update_follows_cosine_schedule(step: int, total: int) -> None:
+    torch.manual_seed(0)
+    base = 0.9
+    method = build_method("dino", TinyConvNet(), FEAT, base_momentum=base, **SMALL)
+    online, target = online_and_target(method)
+    for o, t in zip(online, target, strict=True):
+        assert torch.equal(o, t) and o is not t and not t.requires_grad
+    initial = [o.detach().clone() for o in online]
+    opt = torch.optim.SGD(method.parameters(), lr=0.5)  # includes the frozen teacher: must be skipped
+    method(*image_views()).loss.backward()
+    opt.step()
+    old_target = [t.clone() for t in target]
+    old_online = [o.detach().clone() for o in online]
+    assert all(torch.equal(t, i) for t, i in zip(old_target, initial, strict=True))
+
+    method.on_step_end(step, total)
+
+    m = 1 - (1 - base) * (math.cos(math.pi * step / total) + 1) / 2
+    assert method.momentum == pytest.approx(m)
+    for t, t0, o in zip(target, old_target, old_online, strict=True):
+        torch.testing.assert_close(t, m * t0 + (1 - m) * o, rtol=0, atol=1e-6)
+    assert not all(torch.equal(t, t0) for t, t0 in zip(target, old_target, strict=True))
+
+
+def test_teacher_temperature_warm_up() -> None:
+    method = build_method("dino", TinyConvNet(), FEAT, warmup_teacher_temp_frac=0.5, **SMALL)
+    total = 20  # warm-up over 10 steps
+    assert float(method.teacher_temp) == pytest.approx(0.04)
+    seen = []
+    for step in range(total):
+        method.on_step_end(step, total)
+        seen.append(float(method.teacher_temp))
+    # after step s, the temperature is set for step s + 1: 0.04 + 0.03 * min((s + 1) / 10, 1)
+    expected = [0.04 + 0.03 * min((s + 1) / 10, 1.0) for s in range(total)]
+    assert seen == pytest.approx(expected)
+    assert "teacher_temp" in dict(method.named_buffers())  # checkpointed with the model
+    no_warmup = build_method("dino", TinyConvNet(), FEAT, warmup_teacher_temp_frac=0.0, **SMALL)
+    assert float(no_warmup.teacher_temp) == pytest.approx(0.07)
+
+
+def test_forward_uses_scheduled_temperature_and_reports_metrics() -> None:
+    torch.manual_seed(0)
+    method = build_method("dino", TinyConvNet(), FEAT, **SMALL)
+    method.teacher_temp.fill_(0.05)
+    out = method(*image_views())
+    assert set(out.metrics) == {"loss", "teacher_entropy", "teacher_temp", "momentum"}
+    assert out.metrics["teacher_temp"] == pytest.approx(0.05)
+    assert 0.0 <= out.metrics["teacher_entropy"] <= math.log(SMALL["out_dim"]) + 1e-4
+    assert out.features.shape == (8, FEAT) and not out.features.requires_grad
+
+
+def test_eval_mode_leaves_centre_alone() -> None:
+    torch.manual_seed(0)
+    method = build_method("dino", TinyConvNet(), FEAT, **SMALL).eval()
+    with torch.no_grad():
+        method(*image_views())
+    assert torch.equal(method.loss_fn.center, torch.zeros(1, SMALL["out_dim"]))
+
+
+def test_topology_views() -> None:
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    method = build_method("dino", TinyDiagramNet(), FEAT, **SMALL)
+    out = method(diagram_view(6, g), diagram_view(6, g))
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    assert all(p.grad is not None for p in method.backbone.parameters())
+
+
+def test_registry_and_config_errors() -> None:
+    method = build_method("dino", TinyConvNet(), FEAT, student_temp=0.2, **SMALL)
+    assert isinstance(method, DINO) and method.loss_fn.student_temp == 0.2
+    cfg = DINOConfig()
+    assert (cfg.head_hidden_dim, cfg.bottleneck_dim, cfg.out_dim) == (2048, 256, 4096)
+    assert (cfg.student_temp, cfg.warmup_teacher_temp, cfg.teacher_temp) == (0.1, 0.04, 0.07)
+    assert (cfg.center_momentum, cfg.base_momentum) == (0.9, 0.996)
+    with pytest.raises(ValueError, match=r"\['n_crops'\].*valid keys.*'out_dim'"):
+        build_method("dino", TinyConvNet(), FEAT, n_crops=8)
+    with pytest.raises(ValueError, match=r"warmup_teacher_temp_frac must be in \[0.0, 1.0\], got 2"):
+        build_method("dino", TinyConvNet(), FEAT, warmup_teacher_temp_frac=2)
+    with pytest.raises(ValueError, match="teacher_temp must be > 0, got 0"):
+        build_method("dino", TinyConvNet(), FEAT, teacher_temp=0)

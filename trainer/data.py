@@ -1,0 +1,227 @@
+"""Streaming a store into training: block shuffle, sharding over ranks and workers, mid-epoch resume.
+
+**Order.** For each epoch the selected sample indices are grouped by store chunk, the chunks are put in a seeded
+random order, and samples are shuffled inside windows of ``shuffle_window`` consecutive chunks (a shuffle buffer
+that spans several chunks, written as a pure function of ``(seed, epoch)`` so it can be replayed).
+
+**Sharding.** Rank ``r`` of ``W`` takes a contiguous slice of that order (chunk locality), cut into batches; with
+``drop_last=True`` (training) every rank gets the same number of full batches and the at most ``W·B − 1`` samples
+left over differ from epoch to epoch; with ``drop_last=False`` (evaluation) every sample is served exactly once and
+ranks may differ by one batch. DataLoader worker ``w`` of ``K`` produces batches ``w, w + K, …`` of its rank, which
+is exactly the order in which the DataLoader hands them out, so the stream is identical for any number of workers.
+
+**Resume.** ``state_dict()`` is ``{epoch, batches_done}``; a dataset loaded from it skips the batches already
+consumed, so a resumed run sees the same samples in the same order as an uninterrupted one.
+
+**Spawn-safe.** The store is opened lazily inside each worker process (Zarr runs an asyncio loop that does not
+survive a fork); :func:`make_loader` uses the ``spawn`` start method. The dataset never writes to the store.
+
+Samples are MONAI-style dicts with fixed-shape values that the default collate handles: ``image`` (C×H×W
+uint8), ``roi_mask`` (H×W uint8), ``label``, ``index``, ``sample_id``, ``pd_h0`` (k0×2), ``pd_h1`` (k1×2), ``n_h0``,
+``n_h1``. ``transform`` may be any dict → dict callable (MONAI dictionary transforms included).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from topo.store_schema import Store, StoreFiles, open_store
+
+SAMPLE_KEYS = ("image", "roi_mask", "label", "index", "sample_id", "pd_h0", "pd_h1", "n_h0", "n_h1")
+_ARRAY_FOR_KEY = {"image": "images", "roi_mask": "roi_masks", "label": "labels", "pd_h0": "pd_h0",
+                  "pd_h1": "pd_h1", "n_h0": "n_h0", "n_h1": "n_h1"}
+
+
+def epoch_order(
+    indices: np.ndarray, *, chunk_size: int, seed: int, epoch: int, shuffle: bool = True, shuffle_window: int = 4
+) -> np.ndarray:
+    """The epoch's global sample order: chunks in random order, samples shuffled within windows of chunks."""
+    indices = np.sort(np.asarray(indices, dtype=np.int64))
+    if not shuffle:
+        return indices
+    rng = np.random.default_rng([seed, epoch])
+    chunks = indices // chunk_size
+    uniq = np.unique(chunks)
+    order = rng.permutation(uniq)
+    by_chunk = {c: indices[chunks == c] for c in uniq}
+    out = []
+    for w in range(0, len(order), max(1, shuffle_window)):
+        block = np.concatenate([by_chunk[c] for c in order[w : w + shuffle_window]])
+        out.append(rng.permutation(block))
+    return np.concatenate(out) if out else indices
+
+
+def rank_batches(order: np.ndarray, *, rank: int, world_size: int, batch_size: int, drop_last: bool) -> list[np.ndarray]:
+    """The batches of one rank (see the module docstring for the rules)."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside [0, {world_size})")
+    n = len(order)
+    if drop_last:
+        per_rank = (n // world_size) // batch_size * batch_size
+        mine = order[rank * per_rank : (rank + 1) * per_rank]
+    else:
+        bounds = np.linspace(0, n, world_size + 1).round().astype(int)
+        mine = order[bounds[rank] : bounds[rank + 1]]
+    return [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+
+
+class StoreDataset(IterableDataset):
+    """An iterable over one or more splits of a store. See the module docstring for order, sharding and resume.
+
+    Args:
+        store: path or URL of the store.
+        splits: split name(s) to read.
+        batch_size: samples per batch (the unit of sharding and resume; give the same value to the DataLoader).
+        seed: shuffle seed. shuffle: shuffle or keep index order. shuffle_window: chunks per shuffle window.
+        drop_last: equal full batches on every rank (training) or every sample exactly once (evaluation).
+        rank, world_size: default to the process group's, or 0 and 1 without one.
+        transform: a dict → dict callable applied to each sample in the worker.
+        keys: the sample keys to read (others are not decoded).
+        expect_fingerprint: refuse a store whose fingerprint differs (a checkpoint's store, say).
+    """
+
+    def __init__(
+        self,
+        store: str,
+        *,
+        splits: str | Sequence[str] = "train",
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        shuffle_window: int = 4,
+        drop_last: bool = True,
+        rank: int | None = None,
+        world_size: int | None = None,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        keys: Sequence[str] = SAMPLE_KEYS,
+        expect_fingerprint: str | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        unknown = [k for k in keys if k not in SAMPLE_KEYS]
+        if unknown:
+            raise ValueError(f"unknown sample keys {unknown}; valid: {', '.join(SAMPLE_KEYS)}")
+        from topo.trainer.dist import get_rank, get_world_size
+
+        self.store_path = str(store)
+        self.splits = [splits] if isinstance(splits, str) else list(splits)
+        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
+        self.shuffle_window, self.drop_last = shuffle_window, drop_last
+        self.rank = get_rank() if rank is None else rank
+        self.world_size = get_world_size() if world_size is None else world_size
+        self.transform, self.keys = transform, tuple(keys)
+        st = open_store(self.store_path)
+        st.validate()
+        if expect_fingerprint is not None and st.fingerprint != expect_fingerprint:
+            raise ValueError(
+                f"store {self.store_path} has fingerprint {st.fingerprint}, expected {expect_fingerprint}"
+            )
+        self.fingerprint = st.fingerprint
+        self.geometry = st.geometry
+        self.class_names = st.class_names
+        self.indices = st.indices(self.splits)
+        if len(self.indices) == 0:
+            raise ValueError(f"store {self.store_path} has no usable samples in split(s) {self.splits}")
+        self.epoch, self._skip = 0, 0
+        self._store: Store | None = None  # opened per worker process
+
+    # --- state ------------------------------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self._skip = epoch, 0
+
+    def state_dict(self, batches_done: int) -> dict[str, int]:
+        """Position after ``batches_done`` batches of the current epoch (the loop counts what it consumed)."""
+        return {"epoch": self.epoch, "batches_done": batches_done, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state.get("seed", self.seed) != self.seed:
+            raise ValueError(f"loader state was saved with seed {state['seed']}, this dataset has seed {self.seed}")
+        self.epoch, self._skip = int(state["epoch"]), int(state["batches_done"])
+
+    def batches(self, epoch: int | None = None) -> list[np.ndarray]:
+        """This rank's batches of sample indices for an epoch."""
+        order = epoch_order(self.indices, chunk_size=self.geometry.chunk_size, seed=self.seed,
+                            epoch=self.epoch if epoch is None else epoch, shuffle=self.shuffle,
+                            shuffle_window=self.shuffle_window)
+        return rank_batches(order, rank=self.rank, world_size=self.world_size, batch_size=self.batch_size,
+                            drop_last=self.drop_last)
+
+    def __len__(self) -> int:
+        """Number of batches this rank yields per epoch (for schedules and progress bars)."""
+        return len(self.batches(0))
+
+    # --- reading ----------------------------------------------------------------------------------------------
+    def __iter__(self):  # noqa: ANN204 - a generator of sample dicts
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        if self._store is None:
+            self._store = open_store(self.store_path)
+            self._cache = _ChunkCache(self._store, self.geometry.chunk_size, capacity=self.shuffle_window + 2)
+            self._ids = self._sample_ids() if "sample_id" in self.keys else None
+        if hasattr(self.transform, "set_epoch"):
+            self.transform.set_epoch(self.epoch)  # type: ignore[union-attr]
+        batches = self.batches()
+        for b in range(self._skip + wid, len(batches), nw):
+            for idx in batches[b]:
+                sample = self._sample(int(idx))
+                yield self.transform(sample) if self.transform else sample
+
+    def _sample_ids(self) -> np.ndarray:
+        assert self._store is not None
+        return np.asarray(self._store.read_table(StoreFiles.MANIFEST).column("sample_id").to_pylist(), dtype=object)
+
+    def _sample(self, idx: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in self.keys:
+            if key == "index":
+                out[key] = idx
+            elif key == "sample_id":
+                out[key] = str(self._ids[idx])  # type: ignore[index]
+            else:
+                v = self._cache.get(_ARRAY_FOR_KEY[key], idx)
+                if key == "image":
+                    v = torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1)))
+                elif key in ("roi_mask", "pd_h0", "pd_h1"):
+                    v = torch.from_numpy(np.array(v))
+                else:
+                    v = int(v)
+                out[key] = v
+        return out
+
+
+class _ChunkCache:
+    """Decoded chunks of each array, least recently used dropped first: one decode serves a whole chunk."""
+
+    def __init__(self, store: Store, chunk_size: int, capacity: int) -> None:
+        self.store, self.chunk_size, self.capacity = store, chunk_size, capacity
+        self.arrays: dict[str, Any] = {}
+        self.blocks: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+
+    def get(self, name: str, idx: int) -> np.ndarray:
+        c = idx // self.chunk_size
+        key = (name, c)
+        block = self.blocks.get(key)
+        if block is None:
+            arr = self.arrays.get(name) or self.arrays.setdefault(name, self.store.array(name))
+            block = arr[c * self.chunk_size : (c + 1) * self.chunk_size]
+            self.blocks[key] = block
+            if len(self.blocks) > self.capacity * max(1, len(self.arrays)):
+                self.blocks.popitem(last=False)
+        else:
+            self.blocks.move_to_end(key)
+        return block[idx - c * self.chunk_size]
+
+
+def make_loader(dataset: StoreDataset, *, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over ``dataset`` with its batch size, spawned workers and the default collate."""
+    kwargs: dict[str, Any] = {}
+    if num_workers > 0:
+        kwargs = {"multiprocessing_context": "spawn", "persistent_workers": False, "prefetch_factor": 4}
+    return DataLoader(dataset, batch_size=dataset.batch_size, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
