@@ -265,7 +265,9 @@ def calibrate_aug_cmd(
     ] = None,
     grid: Annotated[
         str | None,
-        typer.Option(help="Intensities: a count (evenly spaced in (0,1]) or comma-separated values (default: 8, log-spaced)."),
+        typer.Option(
+            help="Intensities: a count (evenly spaced in (0,1]) or comma-separated values (default: 8, log-spaced)."
+        ),
     ] = None,
     samples: Annotated[int, typer.Option(help="Images, stratified by class.")] = 256,
     seed: Annotated[int, typer.Option(help="Sampling and augmentation seed.")] = 0,
@@ -283,8 +285,9 @@ def calibrate_aug_cmd(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     workspace: Workspace = None,
 ) -> None:
-    """Measure how strongly each augmentation changes topology (relative bottleneck distance) and derive the
-    topo-weak / topo-strong intensity ranges; tables go into the store.
+    """Measure how strongly each augmentation changes topology and derive the topo-weak / topo-strong ranges.
+
+    δ is the relative bottleneck distance on the ROI; the tables and ranges are written into the store.
     """
     from topo.pipeline.augment import DEFAULT_COMBINATIONS, parse_combination
     from topo.pipeline.calibrate import DEFAULT_GRID, format_ranges, parse_bands, parse_grid, run_calibration
@@ -491,6 +494,54 @@ def report_cmd(
     out_prefix.with_suffix(".md").write_text(md + "\n")
     out_prefix.with_suffix(".json").write_text(json.dumps(to_json(table), indent=1, allow_nan=False))
     out.print(md)
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[Path, typer.Argument(help="A run directory (or its checkpoint file).")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write model.pt, metadata.json and README.md into.")],
+) -> None:
+    """Export a trained encoder (visual-only or fused) for use outside topo: `topo.load_encoder(OUT)`."""
+    from topo.store_schema import StoreError, open_store
+    from topo.trainer.checkpoint import CheckpointError, load_checkpoint
+    from topo.trainer.export import export_encoder
+
+    ck_path = run if run.is_file() else run / "checkpoints" / "final.pt"
+    try:
+        ck = load_checkpoint(ck_path)
+        try:
+            attrs = open_store(ck["config"]["store"]).attrs
+        except StoreError:
+            attrs = None  # the store moved: export without its licence text
+        path = export_encoder(ck_path, out_dir, store_attrs=attrs)
+    except (CheckpointError, FileNotFoundError) as e:
+        fail(str(e))
+        return
+    out.print(f"exported {ck_path} → {path}")
+
+
+@app.command("fetch-sam")
+def fetch_sam_cmd(
+    model: Annotated[str, typer.Option(help="vit_h, vit_l or vit_b.")] = "vit_h",
+    directory: Annotated[Path, typer.Option("--dir", help="Where to save the checkpoint.")] = Path("checkpoints"),
+) -> None:
+    """Download an official SAM checkpoint (the only command that fetches weights) and check its md5."""
+    import urllib.request
+
+    from topo.pipeline.roi.sam import OFFICIAL_CHECKPOINTS, OFFICIAL_URL, SAM_CHECKPOINT_ENV, resolve_checkpoint
+
+    names = {m: n for n, (m, _) in OFFICIAL_CHECKPOINTS.items()}
+    if model not in names:
+        fail(f"unknown SAM model {model!r}; valid: {', '.join(names)}")
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / names[model]
+    if not target.exists():
+        out.print(f"downloading {OFFICIAL_URL.format(name=target.name)} → {target}")
+        tmp = target.with_suffix(".part")
+        urllib.request.urlretrieve(OFFICIAL_URL.format(name=target.name), tmp)
+        tmp.replace(target)
+    info = resolve_checkpoint(model, target)
+    out.print(f"{target}: md5 {info['md5']} (official). Use --sam-checkpoint {target} or set {SAM_CHECKPOINT_ENV}.")
 
 
 # --------------------------------------------------------------------------------------------------- later stages

@@ -54,6 +54,8 @@ class ChunkTask:
 
 @dataclass(frozen=True)
 class ChunkResult:
+    """What a worker reports for one chunk: counts by status and the first failure, for the driver's summary."""
+
     chunk: int
     n: int
     counts: dict[str, int]
@@ -101,7 +103,7 @@ def finish(task: ChunkTask, prepared: Sequence[Prepared]) -> ChunkResult:
     spec = FiltrationSpec.from_json(task.filtration)
     n = len(prepared)
     blocks = {name: ARRAYS[name].empty(n, g) for name in CHUNK_ARRAYS}
-    for i, ((_, _, label, split), p) in enumerate(zip(task.records, prepared, strict=True)):
+    for i, (_, _, label, split) in enumerate(task.records):
         blocks["labels"][i] = label
         blocks["splits"][i] = task.split_names.index(split)
     _diagrams_into(blocks, spec, prepared)
@@ -144,8 +146,9 @@ def finish(task: ChunkTask, prepared: Sequence[Prepared]) -> ChunkResult:
     }
     write_table_atomic(root / StoreFiles.chunk_part(task.chunk), pa.table(rows, schema=MANIFEST_SCHEMA))
     counts = {s.label: sum(p.status == s for p in prepared) for s in (Status.OK, Status.FALLBACK, Status.FAILED)}
-    failed = next(((r[0], p.reason or "") for r, p in zip(task.records, prepared, strict=True)
-                   if p.status == Status.FAILED), None)
+    failed = next(
+        ((r[0], p.reason or "") for r, p in zip(task.records, prepared, strict=True) if p.status == Status.FAILED), None
+    )
     return ChunkResult(task.chunk, n, counts, failed, time.perf_counter() - t0)
 
 
@@ -180,6 +183,8 @@ def cached_roi(name: str, params: dict[str, Any]) -> RoiBackend:
     return _ROI_CACHE[key]
 
 
-def process_chunk(task: ChunkTask, payloads: Sequence[Payload], roi_name: str, roi_params: dict[str, Any]) -> ChunkResult:
+def process_chunk(
+    task: ChunkTask, payloads: Sequence[Payload], roi_name: str, roi_params: dict[str, Any]
+) -> ChunkResult:
     """The whole chunk on one CPU worker (ROI backends that need no GPU)."""
     return finish(task, prepare(task, payloads, cached_roi(roi_name, roi_params)))

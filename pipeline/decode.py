@@ -36,6 +36,8 @@ class SampleError(Exception):
 
 @dataclass(frozen=True)
 class Decoded:
+    """A usable sample: the store image and the hash of the decoded input."""
+
     image: np.ndarray  # (H, W, C) uint8 at the store geometry
     input_sha256: str  # of the decoded pixels before conversion and resizing
 

@@ -65,6 +65,8 @@ class BuildConfig:
 
 @dataclass
 class BuildSummary:
+    """What a build did: completion, counts by status, chunks computed and skipped, time, fingerprint."""
+
     store: Path
     complete: bool
     num_samples: int
@@ -158,7 +160,6 @@ def build_store(cfg: BuildConfig, console: Console | None = None) -> BuildSummar
         console.print(f"{cfg.out} is already complete; nothing to do (use --overwrite to rebuild).")
         return _summary_from_store(store, 0, geometry.num_chunks, time.perf_counter() - t0)
 
-    parts = Path(cfg.out) / StoreFiles.CHUNK_PARTS
     done = {c for c in range(geometry.num_chunks) if (Path(cfg.out) / StoreFiles.chunk_part(c)).exists()}
     todo = [c for c in range(geometry.num_chunks) if c not in done]
     if cfg.max_chunks is not None:
@@ -168,12 +169,25 @@ def build_store(cfg: BuildConfig, console: Console | None = None) -> BuildSummar
     failures: list[tuple[str, str]] = []
     ensure_ray(cfg.resources)
     try:
-        computed = _run_chunks(cfg, store, source, records, prefailed, geometry, todo, roi_params, counts, failures,
-                               info.split_names, console)
+        computed = _run_chunks(
+            cfg,
+            store,
+            source,
+            records,
+            prefailed,
+            geometry,
+            todo,
+            roi_params,
+            counts,
+            failures,
+            info.split_names,
+            console,
+        )
     finally:
         source.close()
-    summary = BuildSummary(Path(cfg.out), False, geometry.num_samples, dict(counts), computed, len(done),
-                           0.0, None, failures)
+    summary = BuildSummary(
+        Path(cfg.out), False, geometry.num_samples, dict(counts), computed, len(done), 0.0, None, failures
+    )
     if len(done) + computed == geometry.num_chunks:
         fp = _finalize(store, build_config, geometry)
         summary = _summary_from_store(open_store(cfg.out), computed, len(done), 0.0)
@@ -309,7 +323,8 @@ def _finalize(store: Store, build_config: dict[str, Any], g: Geometry) -> str:
         manifest["split"].to_pylist(),
         strict=True,
     )
-    fp = fingerprint(build_config, rows)
+    # Chunk size is layout, not content (the fingerprint's documented contract): same data, same fingerprint.
+    fp = fingerprint({k: v for k, v in build_config.items() if k != "chunk_size"}, rows)
     write_table_atomic(root / StoreFiles.MANIFEST, manifest)
     write_table_atomic(root / StoreFiles.CHECKSUMS, sums.sort_by([("array", "ascending"), ("chunk", "ascending")]))
     status = Counter(manifest["status"].to_pylist())
@@ -323,5 +338,6 @@ def _finalize(store: Store, build_config: dict[str, Any], g: Geometry) -> str:
 
 def _summary_from_store(store: Store, computed: int, skipped: int, seconds: float) -> BuildSummary:
     counts = dict(store.attrs.get("build", {}).get("counts", {}))
-    return BuildSummary(Path(store.location.path), True, store.num_samples, counts, computed, skipped, seconds,
-                        store.fingerprint)
+    return BuildSummary(
+        Path(store.location.path), True, store.num_samples, counts, computed, skipped, seconds, store.fingerprint
+    )

@@ -135,15 +135,15 @@ class TopK:
     n_h1: np.ndarray
 
 
-def topk_diagrams(
-    images: Sequence[np.ndarray], masks: Sequence[np.ndarray | None], spec: FiltrationSpec
-) -> TopK:
+def topk_diagrams(images: Sequence[np.ndarray], masks: Sequence[np.ndarray | None], spec: FiltrationSpec) -> TopK:
     """Top-k diagrams of a batch of images restricted to their ROIs (one GUDHI call for the batch)."""
     filts = [filtration(im, m, spec) for im, m in zip(images, masks, strict=True)]
     b = len(filts)
     res = TopK(
-        np.zeros((b, spec.k0, 2), np.float32), np.zeros(b, np.int16),
-        np.zeros((b, spec.k1, 2), np.float32), np.zeros(b, np.int16),
+        np.zeros((b, spec.k0, 2), np.float32),
+        np.zeros(b, np.int16),
+        np.zeros((b, spec.k1, 2), np.float32),
+        np.zeros(b, np.int16),
     )
     for i, (h0, h1) in enumerate(diagrams(filts)):
         res.h0[i], res.n_h0[i] = top_k(h0, spec.k0)

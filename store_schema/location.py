@@ -18,6 +18,8 @@ Kind = Literal["dir", "zip", "url"]
 
 @dataclass(frozen=True)
 class Location:
+    """A store's address: ``kind`` is ``dir``, ``zip`` or ``url``; ``path`` the path or URL."""
+
     kind: Kind
     path: str
 

@@ -14,6 +14,8 @@ from topo.store_schema.store import open_store
 
 @dataclass
 class VerifyReport:
+    """Problems found (empty when the store is valid) and how many chunk checksums were compared."""
+
     problems: list[str] = field(default_factory=list)
     chunks_checked: int = 0
 
@@ -45,11 +47,14 @@ def verify_store(where: str | os.PathLike[str] | Location) -> VerifyReport:
         try:
             block = arrays[name][row["start"] : row["stop"]]
         except Exception as e:  # a truncated or undecodable chunk file
-            report.problems.append(f"array '{name}' chunk {row['chunk']} (samples {row['start']}–{row['stop'] - 1}) "
-                                   f"cannot be read: {e}")
+            report.problems.append(
+                f"array '{name}' chunk {row['chunk']} (samples {row['start']}–{row['stop'] - 1}) cannot be read: {e}"
+            )
             continue
         if block_digest(block) != row["sha256"]:
-            report.problems.append(f"array '{name}' chunk {row['chunk']} (samples {row['start']}–{row['stop'] - 1}) "
-                                   "does not match its checksum: altered or missing")
+            report.problems.append(
+                f"array '{name}' chunk {row['chunk']} (samples {row['start']}–{row['stop'] - 1}) "
+                "does not match its checksum: altered or missing"
+            )
         report.chunks_checked += 1
     return report

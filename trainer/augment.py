@@ -59,8 +59,16 @@ class TopoViews:
         ValueError: an unknown pairing or mode, or no calibrated combination for a strength the pairing needs.
     """
 
-    def __init__(self, ranges: Mapping[str, Mapping[str, Any]], spec: FiltrationSpec, *, pairing: str = "weak+strong",
-                 mode: str = "online", seed: int = 0, dihedral: bool = True) -> None:
+    def __init__(
+        self,
+        ranges: Mapping[str, Mapping[str, Any]],
+        spec: FiltrationSpec,
+        *,
+        pairing: str = "weak+strong",
+        mode: str = "online",
+        seed: int = 0,
+        dihedral: bool = True,
+    ) -> None:
         if pairing not in PAIRINGS:
             raise ValueError(f"unknown pairing {pairing!r}; valid: {', '.join(PAIRINGS)}")
         if mode not in TOPO_VIEW_MODES:
@@ -108,13 +116,20 @@ class TopoViews:
             img, m = apply(d.combination, image, mask, d.s, rng)
             if self.dihedral:
                 img, m = apply(_DIHEDRAL[int(rng.integers(3))], img, m, float(rng.uniform()), rng)
-            view: dict[str, Any] = {"image": torch.from_numpy(np.ascontiguousarray(img.reshape(image.shape)
-                                                                                     .transpose(2, 0, 1)))}
+            view: dict[str, Any] = {
+                "image": torch.from_numpy(np.ascontiguousarray(img.reshape(image.shape).transpose(2, 0, 1)))
+            }
             if self.mode == "precomputed":
                 view.update({k: sample[k] for k in ("pd_h0", "n_h0", "pd_h1", "n_h1")})
             else:
                 t = topk_diagrams([img], [None if self.mode == "full_image" else m], self.spec)
-                view.update({"pd_h0": torch.from_numpy(t.h0[0]), "n_h0": int(t.n_h0[0]),
-                             "pd_h1": torch.from_numpy(t.h1[0]), "n_h1": int(t.n_h1[0])})
+                view.update(
+                    {
+                        "pd_h0": torch.from_numpy(t.h0[0]),
+                        "n_h0": int(t.n_h0[0]),
+                        "pd_h1": torch.from_numpy(t.h1[0]),
+                        "n_h1": int(t.n_h1[0]),
+                    }
+                )
             views.append(view)
         return {**sample, "views": views}

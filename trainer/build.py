@@ -20,8 +20,14 @@ def visual_encoder(cfg: TrainConfig, g: Geometry) -> VisualEncoder:
 
 
 def topology_encoder(cfg: TrainConfig, g: Geometry) -> TopologyEncoder:
-    return TopologyEncoder(k0=g.k0, k1=g.k1, width=cfg.topo_width, self_attention=cfg.self_attention, cross_attention=cfg.cross_attention,
-                           hierarchical=cfg.hierarchical)
+    return TopologyEncoder(
+        k0=g.k0,
+        k1=g.k1,
+        width=cfg.topo_width,
+        self_attention=cfg.self_attention,
+        cross_attention=cfg.cross_attention,
+        hierarchical=cfg.hierarchical,
+    )
 
 
 def _load_part(module: nn.Module, checkpoint: str, expected_stage: str) -> dict[str, Any]:

@@ -23,15 +23,17 @@ def store_identity(store: Store) -> dict[str, Any]:
         "schema_major": int(str(store.attrs["schema_version"]).split(".")[0]),
         "k0": int(spec["k0"]),
         "k1": int(spec["k1"]),
-        "filtration": {k: spec.get(k) for k in ("direction", "input_type", "values", "outside_roi",
-                                                "infinite_deaths")},
+        "filtration": {k: spec.get(k) for k in ("direction", "input_type", "values", "outside_roi", "infinite_deaths")},
         "channels": store.geometry.channels,
     }
 
 
 def check_store_compatible(saved: dict[str, Any], store: Store, *, same_data: bool) -> None:
-    """Refuse a store whose schema major, k0/k1 or filtration differ from the checkpoint's (and, when
-    ``same_data``, whose fingerprint differs), naming both values."""
+    """Refuse a store that does not fit a checkpoint, naming both values.
+
+    Schema major version, k0/k1, the filtration and the channel count must match; with ``same_data`` (resuming)
+    the fingerprint too.
+    """
     now = store_identity(store)
     keys = ["schema_major", "k0", "k1", "filtration", "channels"] + (["fingerprint"] if same_data else [])
     for k in keys:

@@ -81,5 +81,6 @@ class TrainConfig:
     def differences(self, other: dict[str, Any]) -> list[str]:
         """Option names whose values differ from ``other`` (a saved config), ignoring harmless ones."""
         mine = self.to_json()
-        return sorted(k for k in set(mine) | set(other)
-                      if k not in RESUMABLE_DIFFERENCES and mine.get(k) != other.get(k))
+        return sorted(
+            k for k in set(mine) | set(other) if k not in RESUMABLE_DIFFERENCES and mine.get(k) != other.get(k)
+        )

@@ -34,8 +34,15 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from topo.store_schema import Store, StoreFiles, open_store
 
 SAMPLE_KEYS = ("image", "roi_mask", "label", "index", "sample_id", "pd_h0", "pd_h1", "n_h0", "n_h1")
-_ARRAY_FOR_KEY = {"image": "images", "roi_mask": "roi_masks", "label": "labels", "pd_h0": "pd_h0",
-                  "pd_h1": "pd_h1", "n_h0": "n_h0", "n_h1": "n_h1"}
+_ARRAY_FOR_KEY = {
+    "image": "images",
+    "roi_mask": "roi_masks",
+    "label": "labels",
+    "pd_h0": "pd_h0",
+    "pd_h1": "pd_h1",
+    "n_h0": "n_h0",
+    "n_h1": "n_h1",
+}
 
 
 def epoch_order(
@@ -57,7 +64,9 @@ def epoch_order(
     return np.concatenate(out) if out else indices
 
 
-def rank_batches(order: np.ndarray, *, rank: int, world_size: int, batch_size: int, drop_last: bool) -> list[np.ndarray]:
+def rank_batches(
+    order: np.ndarray, *, rank: int, world_size: int, batch_size: int, drop_last: bool
+) -> list[np.ndarray]:
     """The batches of one rank (see the module docstring for the rules)."""
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside [0, {world_size})")
@@ -120,9 +129,7 @@ class StoreDataset(IterableDataset):
         st = open_store(self.store_path)
         st.validate()
         if expect_fingerprint is not None and st.fingerprint != expect_fingerprint:
-            raise ValueError(
-                f"store {self.store_path} has fingerprint {st.fingerprint}, expected {expect_fingerprint}"
-            )
+            raise ValueError(f"store {self.store_path} has fingerprint {st.fingerprint}, expected {expect_fingerprint}")
         self.fingerprint = st.fingerprint
         self.geometry = st.geometry
         self.class_names = st.class_names
@@ -146,19 +153,25 @@ class StoreDataset(IterableDataset):
         self.epoch, self._skip = int(state["epoch"]), int(state["batches_done"])
 
     def batches(self, epoch: int | None = None) -> list[np.ndarray]:
-        """This rank's batches of sample indices for an epoch."""
-        order = epoch_order(self.indices, chunk_size=self.geometry.chunk_size, seed=self.seed,
-                            epoch=self.epoch if epoch is None else epoch, shuffle=self.shuffle,
-                            shuffle_window=self.shuffle_window)
-        return rank_batches(order, rank=self.rank, world_size=self.world_size, batch_size=self.batch_size,
-                            drop_last=self.drop_last)
+        """The batches of sample indices this rank reads in an epoch."""
+        order = epoch_order(
+            self.indices,
+            chunk_size=self.geometry.chunk_size,
+            seed=self.seed,
+            epoch=self.epoch if epoch is None else epoch,
+            shuffle=self.shuffle,
+            shuffle_window=self.shuffle_window,
+        )
+        return rank_batches(
+            order, rank=self.rank, world_size=self.world_size, batch_size=self.batch_size, drop_last=self.drop_last
+        )
 
     def __len__(self) -> int:
         """Number of batches this rank yields per epoch (for schedules and progress bars)."""
         return len(self.batches(0))
 
     # --- reading ----------------------------------------------------------------------------------------------
-    def __iter__(self):  # noqa: ANN204 - a generator of sample dicts
+    def __iter__(self):
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info else (0, 1)
         if self._store is None:

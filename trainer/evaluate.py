@@ -40,6 +40,8 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class EvalOutputs:
+    """The run records and the report files written."""
+
     results: list[RunResult]
     markdown: Path
     json: Path
@@ -58,8 +60,9 @@ def cached_features(checkpoint: Path, store: str, *, device: str = "cpu") -> tup
     sets: dict[str, FeatureSet] = {}
     gates = np.zeros((0, 0), np.float32)
     for split in SPLITS:
-        fs = extract_features(enc, store, split, stage=cfg.stage, image_size=size, device=device,
-                              gate_weights=split == "test")
+        fs = extract_features(
+            enc, store, split, stage=cfg.stage, image_size=size, device=device, gate_weights=split == "test"
+        )
         if isinstance(fs, tuple):
             fs, gates = fs
         sets[split] = fs
@@ -96,25 +99,38 @@ def evaluate(
                 missing.append(str(ck))
                 continue
             sets, gates = cached_features(ck, store, device=device)
-            res = linear_probe(sets["train"], sets["val"], sets["test"], epochs=probe_epochs, seed=seed,
-                               num_classes=len(class_names))
+            res = linear_probe(
+                sets["train"], sets["val"], sets["test"], epochs=probe_epochs, seed=seed, num_classes=len(class_names)
+            )
             knn = knn_accuracy(sets["train"], sets["val"], k=20)
-            results.append(run_result_from_probe(dataset, method, variant, seed, res,
-                                                 extras={"knn_val_acc": knn, "checkpoint": str(ck)}))
+            results.append(
+                run_result_from_probe(
+                    dataset, method, variant, seed, res, extras={"knn_val_acc": knn, "checkpoint": str(ck)}
+                )
+            )
             if variant == "topocl" and gates.size and seed == seeds[0]:
                 from topo.trainer.models.fusion import EXPERTS
 
-                enc, cfg, _ = encoder_from_checkpoint(str(ck))
+                enc, _, _ = encoder_from_checkpoint(str(ck))
                 names = list(getattr(getattr(enc, "fusion", None), "experts", EXPERTS))
                 out = report_dir / f"gate_weights_{dataset}_{method}.png"
-                plot_gate_weights(gates, names, sets["test"].y, class_names, out_png=out,
-                                  title=f"{dataset} · {method} · mean gate weight per expert (test split)")
+                plot_gate_weights(
+                    gates,
+                    names,
+                    sets["test"].y,
+                    class_names,
+                    out_png=out,
+                    title=f"{dataset} · {method} · mean gate weight per expert (test split)",
+                )
                 figures.append(out)
             if seed == seeds[0]:
                 cost_rows.append(_cost_row(ck, variant, store))
     if missing and not results:
-        raise FileNotFoundError("no finished runs to evaluate; expected e.g. " + missing[0] +
-                                f" (train with `topo train --method {method} --stage all --seed N`)")
+        raise FileNotFoundError(
+            "no finished runs to evaluate; expected e.g. "
+            + missing[0]
+            + f" (train with `topo train --method {method} --stage all --seed N`)"
+        )
     report_dir.mkdir(parents=True, exist_ok=True)
     save_run_results(report_dir / f"results_{dataset}_{method}.json", results)
     table = build_table(results)

@@ -43,10 +43,14 @@ def extract_features(
     device = torch.device(device)
     was_training = encoder.training
     encoder.eval().to(device)
-    keys = ["index", "label", "sample_id"] + (["image"] if stage != "topo" else []) + (
-        list(DIAGRAM_KEYS) if stage != "visual" else [])
-    ds = StoreDataset(store, splits=split, batch_size=batch_size, shuffle=False, drop_last=False, rank=0,
-                      world_size=1, keys=keys)
+    keys = (
+        ["index", "label", "sample_id"]
+        + (["image"] if stage != "topo" else [])
+        + (list(DIAGRAM_KEYS) if stage != "visual" else [])
+    )
+    ds = StoreDataset(
+        store, splits=split, batch_size=batch_size, shuffle=False, drop_last=False, rank=0, world_size=1, keys=keys
+    )
     xs, ys, ids, gates = [], [], [], []
     seen = 0
     for batch in make_loader(ds, num_workers=0):
@@ -60,8 +64,12 @@ def extract_features(
         if limit is not None and seen >= limit:
             break
     encoder.train(was_training)
-    fs = FeatureSet(split=split, x=np.concatenate(xs).astype(np.float32), y=np.concatenate(ys).astype(np.int64),
-                    sample_ids=np.asarray(ids, dtype=str))
+    fs = FeatureSet(
+        split=split,
+        x=np.concatenate(xs).astype(np.float32),
+        y=np.concatenate(ys).astype(np.int64),
+        sample_ids=np.asarray(ids, dtype=str),
+    )
     if gate_weights:
         return fs, (np.concatenate(gates) if gates else np.zeros((len(fs.y), 0), np.float32))
     return fs

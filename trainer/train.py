@@ -44,6 +44,8 @@ LAST, FINAL = "checkpoints/last.pt", "checkpoints/final.pt"
 
 @dataclass
 class TrainResult:
+    """Where a stage's checkpoint went, how far it got, how fast, and the last monitors."""
+
     out_dir: Path
     checkpoint: Path
     steps: int
@@ -55,7 +57,7 @@ class TrainResult:
 
 
 def _setup_distributed(cfg: TrainConfig) -> torch.device:
-    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; without them this is a single process."""
+    """Torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; without them this is a single process."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
         dist.init_process_group(backend)
@@ -66,10 +68,13 @@ def _setup_distributed(cfg: TrainConfig) -> torch.device:
     return torch.device("cpu")
 
 
-def make_views(batch: dict[str, Any], cfg: TrainConfig, step: int, size: int, device: torch.device
-               ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """The two views a method sees: augmented images (stage visual), diagrams of topology-aware views (topo), or
-    both (joint). Image augmentation runs here, batched on the device."""
+def make_views(
+    batch: dict[str, Any], cfg: TrainConfig, step: int, size: int, device: torch.device
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The two views a method sees: images (visual), diagrams of topology-aware views (topo), or both (joint).
+
+    Image augmentation runs here, batched on the device.
+    """
     views: list[dict[str, torch.Tensor]] = []
     for k, recipe in enumerate((VIEW1, VIEW2)):
         v: dict[str, torch.Tensor] = {}
@@ -80,18 +85,23 @@ def make_views(batch: dict[str, Any], cfg: TrainConfig, step: int, size: int, de
         else:
             source = batch["image"]
         if cfg.stage in ("visual", "joint"):
-            v["image"] = augment(source.to(device, non_blocking=True), recipe, size=size,
-                                 generator=step_generator(cfg.seed, step, k, device))
+            v["image"] = augment(
+                source.to(device, non_blocking=True),
+                recipe,
+                size=size,
+                generator=step_generator(cfg.seed, step, k, device),
+            )
         views.append(v)
     return views[0], views[1]
 
 
-def lr_lambda(warmup_steps: int, total_steps: int):  # noqa: ANN201 - returns the LambdaLR factor function
+def lr_lambda(warmup_steps: int, total_steps: int):
     def f(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
     return f
 
 
@@ -119,11 +129,25 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
         from topo.pipeline.persistence import FiltrationSpec
 
         ranges = load_ranges(store) if cfg.pairing != "standard" else {}
-        transform = TopoViews(ranges, FiltrationSpec.from_json(store.persistence_spec), pairing=cfg.pairing,
-                              mode=cfg.topo_views, seed=cfg.seed)
+        transform = TopoViews(
+            ranges,
+            FiltrationSpec.from_json(store.persistence_spec),
+            pairing=cfg.pairing,
+            mode=cfg.topo_views,
+            seed=cfg.seed,
+        )
     keys = ["index", "label"] + (["image"] if cfg.stage == "visual" else ["image", "roi_mask", *DIAGRAM_KEYS])
-    dataset = StoreDataset(cfg.store, splits="train", batch_size=local_batch, seed=cfg.seed, drop_last=True,
-                           rank=rank, world_size=world, transform=transform, keys=keys)
+    dataset = StoreDataset(
+        cfg.store,
+        splits="train",
+        batch_size=local_batch,
+        seed=cfg.seed,
+        drop_last=True,
+        rank=rank,
+        world_size=world,
+        transform=transform,
+        keys=keys,
+    )
     steps_per_epoch = len(dataset)
     if steps_per_epoch == 0:
         raise ValueError(f"the train split has fewer samples than one batch of {local_batch} per rank")
@@ -134,7 +158,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     method = build_method(cfg.method, backbone, backbone.feat_dim, **cfg.method_options).to(device)
     model: nn.Module = method
     if world > 1:
-        model = nn.parallel.DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None)
+        # BatchNorm statistics shared across ranks, as the methods' papers train them.
+        method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+        model = nn.parallel.DistributedDataParallel(
+            method, device_ids=[device.index] if device.type == "cuda" else None
+        )
     probe = nn.Linear(backbone.feat_dim, len(store.class_names)).to(device)  # online monitor on detached features
 
     # --- optimiser and schedule: AdamW, linear warm-up, cosine; lr scaled with the global batch -----------------
@@ -153,8 +181,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
         ck = load_checkpoint(last)
         diff = cfg.differences(ck["config"])
         if diff:
-            raise CheckpointError(f"{last} was trained with another configuration (differs in: {', '.join(diff)}); "
-                                  "start a new run directory or drop --resume")
+            raise CheckpointError(
+                f"{last} was trained with another configuration (differs in: {', '.join(diff)}); "
+                "start a new run directory or drop --resume"
+            )
         check_store_compatible(ck["store"], store, same_data=True)
         method.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
@@ -171,19 +201,22 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     def checkpoint(path: Path) -> None:
         if not is_main_process():
             return
-        save_checkpoint(path, {
-            "model": method.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "probe": probe.state_dict(),
-            "probe_optimizer": probe_opt.state_dict(),
-            "loader": {"epoch": epoch, "batches_done": batches_done},
-            "step": step,
-            "config": cfg.to_json(),
-            "store": store_identity(store),
-            "geometry": g.to_json(),
-            "class_names": store.class_names,
-        })
+        save_checkpoint(
+            path,
+            {
+                "model": method.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "probe": probe.state_dict(),
+                "probe_optimizer": probe_opt.state_dict(),
+                "loader": {"epoch": epoch, "batches_done": batches_done},
+                "step": step,
+                "config": cfg.to_json(),
+                "store": store_identity(store),
+                "geometry": g.to_json(),
+                "class_names": store.class_names,
+            },
+        )
 
     # --- logs ------------------------------------------------------------------------------------------------------
     writer = None
@@ -205,9 +238,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     monitors: dict[str, float] = {}
     last_loss = float("nan")
     t_loop, samples = time.perf_counter(), 0
-    progress = Progress(TextColumn(f"[bold]{cfg.method}/{cfg.stage}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("steps · loss {task.fields[loss]} · {task.fields[rate]} img/s"),
-                        TimeRemainingColumn(), console=console, disable=not (cfg.progress and is_main_process()))
+    progress = Progress(
+        TextColumn(f"[bold]{cfg.method}/{cfg.stage}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps · loss {task.fields[loss]} · {task.fields[rate]} img/s"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not (cfg.progress and is_main_process()),
+    )
     with progress:
         bar = progress.add_task("train", total=stop_at, completed=step, loss="-", rate="-")
         while step < stop_at:
@@ -243,8 +282,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
                         writer.add_scalar("train/loss", last_loss, step)
                         writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
                         writer.add_scalar("train/online_probe_acc", acc, step)
-                        csv.writer(log_file).writerow([step, epoch, f"{scheduler.get_last_lr()[0]:.6g}",
-                                                       f"{last_loss:.6f}", f"{acc:.4f}", f"{rate:.1f}"])
+                        csv.writer(log_file).writerow(
+                            [
+                                step,
+                                epoch,
+                                f"{scheduler.get_last_lr()[0]:.6g}",
+                                f"{last_loss:.6f}",
+                                f"{acc:.4f}",
+                                f"{rate:.1f}",
+                            ]
+                        )
                         log_file.flush()
                 else:
                     progress.update(bar, completed=step)
@@ -268,13 +315,22 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     if log_file is not None:
         log_file.close()
     seconds = time.perf_counter() - t_start
-    return TrainResult(out_dir, final if final.exists() else out_dir / LAST, step, epoch + batches_done /
-                       steps_per_epoch, seconds, samples / max(1e-9, time.perf_counter() - t_loop), last_loss, monitors)
+    return TrainResult(
+        out_dir,
+        final if final.exists() else out_dir / LAST,
+        step,
+        epoch + batches_done / steps_per_epoch,
+        seconds,
+        samples / max(1e-9, time.perf_counter() - t_loop),
+        last_loss,
+        monitors,
+    )
 
 
-def _monitors(encoder: nn.Module, probe: nn.Linear, cfg: TrainConfig, size: int, device: torch.device
-              ) -> dict[str, float]:
-    """kNN accuracy and online-probe accuracy on the validation split (never the test split)."""
+def _monitors(
+    encoder: nn.Module, probe: nn.Linear, cfg: TrainConfig, size: int, device: torch.device
+) -> dict[str, float]:
+    """KNN accuracy and online-probe accuracy on the validation split (never the test split)."""
     from topo.trainer.eval.knn import knn_accuracy
 
     train = extract_features(encoder, cfg.store, "train", stage=cfg.stage, image_size=size, device=device, limit=4096)

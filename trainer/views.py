@@ -23,6 +23,8 @@ MEAN, STD = 0.5, 0.25
 
 @dataclass(frozen=True)
 class ViewRecipe:
+    """Probabilities and strengths of one view's standard augmentations."""
+
     crop_scale: tuple[float, float] = (0.2, 1.0)
     flip_p: float = 0.5
     jitter_p: float = 0.8
@@ -68,7 +70,7 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
 def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Separable Gaussian blur with one sigma per sample (grouped convolution)."""
     b, c, h, w = x.shape
-    radius = max(1, int(math.ceil(3 * float(sigma.max()))))
+    radius = max(1, math.ceil(3 * float(sigma.max())))
     t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
     k = torch.exp(-(t[None] ** 2) / (2 * sigma[:, None] ** 2))
     k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (b*c, 2r+1)

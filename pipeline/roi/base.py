@@ -19,6 +19,8 @@ DEFAULT_MIN_AREA = 0.01
 
 @dataclass(frozen=True)
 class RoiResult:
+    """A checked mask and, if the whole image had to be used instead, why."""
+
     mask: np.ndarray  # (H, W) uint8, 1 inside
     fallback_reason: str | None  # set when the whole image was used instead of a degenerate mask
 
@@ -53,7 +55,9 @@ class RoiBackend(ABC):
                 out.append(RoiResult(np.ones(m.shape, np.uint8), "empty ROI mask; whole image used"))
             elif area < self.min_area:
                 out.append(
-                    RoiResult(np.ones(m.shape, np.uint8), f"ROI covers {area:.2%} < {self.min_area:.0%}; whole image used")
+                    RoiResult(
+                        np.ones(m.shape, np.uint8), f"ROI covers {area:.2%} < {self.min_area:.0%}; whole image used"
+                    )
                 )
             else:
                 out.append(RoiResult(m.astype(np.uint8), None))

@@ -129,8 +129,11 @@ class SamRoi(RoiBackend):
 
     def params(self) -> dict[str, Any]:
         p = {**super().params(), "model": self.model_name, "mode": self.mode, "checkpoint_md5": self.checkpoint["md5"]}
-        p.update({"box_margin": self.box_margin} if self.mode == "box" else {
-            **self.auto_params, "max_area": self.max_area, "max_border": self.max_border})
+        p.update(
+            {"box_margin": self.box_margin}
+            if self.mode == "box"
+            else {**self.auto_params, "max_area": self.max_area, "max_border": self.max_border}
+        )
         return p
 
     def _autocast(self) -> Any:
@@ -163,7 +166,10 @@ class SamRoi(RoiBackend):
             box = self.transform.apply_boxes(np.array([[mw, mh, w - 1 - mw, h - 1 - mh]]), (h, w))
             pt = self.transform.apply_coords(np.array([[[w / 2, h / 2]]]), (h, w))
             sparse, dense = sam.prompt_encoder(
-                points=(torch.as_tensor(pt, dtype=torch.float, device=self.device), torch.ones(1, 1, device=self.device)),
+                points=(
+                    torch.as_tensor(pt, dtype=torch.float, device=self.device),
+                    torch.ones(1, 1, device=self.device),
+                ),
                 boxes=torch.as_tensor(box, dtype=torch.float, device=self.device),
                 masks=None,
             )

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class ReadFailure:
     """A payload that could not be read at all; the sample is recorded as failed with this reason."""

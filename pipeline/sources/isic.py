@@ -32,7 +32,9 @@ def _read_ground_truth(csv_path: Path) -> list[tuple[str, str]]:
         cols = reader.fieldnames or []
         missing = [c for c in ("image", *_ALL_COLUMNS) if c not in cols]
         if missing:
-            raise SourceError(f"{csv_path} lacks column(s) {', '.join(missing)}; expected image,{','.join(_ALL_COLUMNS)}")
+            raise SourceError(
+                f"{csv_path} lacks column(s) {', '.join(missing)}; expected image,{','.join(_ALL_COLUMNS)}"
+            )
         out = []
         for row in reader:
             hot = [c for c in _ALL_COLUMNS if float(row[c]) > 0.5]

@@ -149,9 +149,9 @@ class NpzSource(Source):
             split = records[i].split
             start = _row(records[i])
             j = i
-            while j + 1 < len(records) and records[j + 1].split == split and _row(records[j + 1]) == _row(
-                records[j]
-            ) + 1:
+            while (
+                j + 1 < len(records) and records[j + 1].split == split and _row(records[j + 1]) == _row(records[j]) + 1
+            ):
                 j += 1
             reader = readers.get(split) or readers.setdefault(split, NpyMember(self.path, f"{split}_images.npy"))
             block = reader.rows(start, start + (j - i) + 1)

@@ -36,8 +36,16 @@ def test_rank_batches_cover_the_epoch(drop_last):
 def test_two_ranks_times_two_workers_cover_every_sample_once(small_store):
     seen = []
     for rank in range(2):
-        ds = StoreDataset(str(small_store), splits="train", batch_size=32, seed=1, drop_last=False, rank=rank,
-                          world_size=2, keys=("index",))
+        ds = StoreDataset(
+            str(small_store),
+            splits="train",
+            batch_size=32,
+            seed=1,
+            drop_last=False,
+            rank=rank,
+            world_size=2,
+            keys=("index",),
+        )
         for batch in make_loader(ds, num_workers=2):
             seen += batch["index"].tolist()
     expected = StoreDataset(str(small_store), splits="train", batch_size=32, rank=0, world_size=1).indices
@@ -46,8 +54,9 @@ def test_two_ranks_times_two_workers_cover_every_sample_once(small_store):
 
 def test_worker_count_does_not_change_the_stream(small_store):
     def stream(workers):
-        ds = StoreDataset(str(small_store), splits="val", batch_size=8, seed=5, drop_last=False, rank=0,
-                          world_size=1, keys=("index",))
+        ds = StoreDataset(
+            str(small_store), splits="val", batch_size=8, seed=5, drop_last=False, rank=0, world_size=1, keys=("index",)
+        )
         return [i for b in make_loader(ds, num_workers=workers) for i in b["index"].tolist()]
 
     assert stream(0) == stream(2)
@@ -58,15 +67,17 @@ def test_resume_mid_epoch_continues_the_same_order(small_store):
     ds.set_epoch(3)
     full = [b["index"].tolist() for b in make_loader(ds)]
     state = ds.state_dict(batches_done=5)
-    resumed = StoreDataset(str(small_store), splits="train", batch_size=16, seed=2, rank=0, world_size=1,
-                           keys=("index",))
+    resumed = StoreDataset(
+        str(small_store), splits="train", batch_size=16, seed=2, rank=0, world_size=1, keys=("index",)
+    )
     resumed.load_state_dict(state)
     assert [b["index"].tolist() for b in make_loader(resumed)] == full[5:]
 
 
 def test_samples_are_monai_style_dicts_with_fixed_shapes(small_store):
-    ds = StoreDataset(str(small_store), splits="test", batch_size=4, shuffle=False, drop_last=False, rank=0,
-                      world_size=1)
+    ds = StoreDataset(
+        str(small_store), splits="test", batch_size=4, shuffle=False, drop_last=False, rank=0, world_size=1
+    )
     batch = next(iter(make_loader(ds)))
     g = ds.geometry
     assert batch["image"].shape == (4, g.channels, g.height, g.width) and batch["image"].dtype == torch.uint8
@@ -80,8 +91,17 @@ def test_transform_is_any_dict_callable(small_store):
     def add_flag(sample):
         return {**sample, "flag": sample["label"] * 10}
 
-    ds = StoreDataset(str(small_store), splits="val", batch_size=4, shuffle=False, drop_last=False, rank=0,
-                      world_size=1, transform=add_flag, keys=("label",))
+    ds = StoreDataset(
+        str(small_store),
+        splits="val",
+        batch_size=4,
+        shuffle=False,
+        drop_last=False,
+        rank=0,
+        world_size=1,
+        transform=add_flag,
+        keys=("label",),
+    )
     batch = next(iter(make_loader(ds)))
     assert torch.equal(batch["flag"], batch["label"] * 10)
 
@@ -93,8 +113,16 @@ def test_refuses_a_store_with_another_fingerprint(small_store):
 
 def test_monai_dictionary_transform_drops_in(small_store):
     monai = pytest.importorskip("monai")
-    ds = StoreDataset(str(small_store), splits="val", batch_size=4, shuffle=False, drop_last=False, rank=0,
-                      world_size=1, keys=("image", "label"),
-                      transform=monai.transforms.ScaleIntensityd(keys="image"))
+    ds = StoreDataset(
+        str(small_store),
+        splits="val",
+        batch_size=4,
+        shuffle=False,
+        drop_last=False,
+        rank=0,
+        world_size=1,
+        keys=("image", "label"),
+        transform=monai.transforms.ScaleIntensityd(keys="image"),
+    )
     batch = next(iter(make_loader(ds)))
     assert batch["image"].max() <= 1.0

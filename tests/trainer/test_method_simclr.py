@@ -108,6 +108,7 @@ def test_output_contract() -> None:
     assert out.loss.ndim == 0 and out.loss.requires_grad
     assert out.features.shape == (6, FEAT) and not out.features.requires_grad
     torch.testing.assert_close(out.features, method.encoder(v1))
+    assert "metrics" not in vars(out)  # converted lazily: a step that does not log pays no device sync
     assert set(out.metrics) == {"loss", "pos_cos"}
     assert all(isinstance(v, float) for v in out.metrics.values())
     assert out.metrics["loss"] == pytest.approx(float(out.loss.detach()))

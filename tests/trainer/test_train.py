@@ -17,9 +17,24 @@ BYOL_SMALL = {"proj_hidden_dim": 64, "proj_dim": 32, "pred_hidden_dim": 64}
 
 
 def _cfg(store, out, **kw) -> TrainConfig:
-    base = dict(store=str(store), out_dir=str(out), method="simclr", stage="visual", backbone="resnet18",
-                small_input=False, epochs=2, batch_size=32, warmup_epochs=0.5, num_workers=0, monitor_every=0,
-                progress=False, log_every=1, checkpoint_every=2, method_options=SMALL, topo_width=32)
+    base = dict(
+        store=str(store),
+        out_dir=str(out),
+        method="simclr",
+        stage="visual",
+        backbone="resnet18",
+        small_input=False,
+        epochs=2,
+        batch_size=32,
+        warmup_epochs=0.5,
+        num_workers=0,
+        monitor_every=0,
+        progress=False,
+        log_every=1,
+        checkpoint_every=2,
+        method_options=SMALL,
+        topo_width=32,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -63,14 +78,35 @@ def test_three_stages_then_eval(calibrated_store, tmp_path):
         finals = {}
         for stage in ("visual", "topo", "joint"):
             extra = {"init_visual": finals.get("visual"), "init_topo": finals.get("topo")} if stage == "joint" else {}
-            res = train(_cfg(calibrated_store, runs / "byol" / f"{stage}-seed{seed}", method="byol", stage=stage,
-                             seed=seed, max_steps=2, method_options=BYOL_SMALL, **extra))
+            res = train(
+                _cfg(
+                    calibrated_store,
+                    runs / "byol" / f"{stage}-seed{seed}",
+                    method="byol",
+                    stage=stage,
+                    seed=seed,
+                    max_steps=2,
+                    method_options=BYOL_SMALL,
+                    **extra,
+                )
+            )
             assert res.steps == 2 and torch.isfinite(torch.tensor(res.final_loss))
             finals[stage] = str(res.checkpoint)
-    out = evaluate(store=str(calibrated_store), dataset="demo", method="byol", runs=runs, seeds=[0, 1],
-                   probe_epochs=5, report_dir=tmp_path / "reports")
-    assert {(r.variant, r.seed) for r in out.results} == {("baseline", 0), ("baseline", 1), ("topocl", 0),
-                                                          ("topocl", 1)}
+    out = evaluate(
+        store=str(calibrated_store),
+        dataset="demo",
+        method="byol",
+        runs=runs,
+        seeds=[0, 1],
+        probe_epochs=5,
+        report_dir=tmp_path / "reports",
+    )
+    assert {(r.variant, r.seed) for r in out.results} == {
+        ("baseline", 0),
+        ("baseline", 1),
+        ("topocl", 0),
+        ("topocl", 1),
+    }
     text = out.markdown.read_text()
     assert "demo" in text and "byol" in text.lower()
     assert out.figures and Path(out.figures[0]).stat().st_size > 0

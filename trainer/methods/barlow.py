@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from topo.trainer.losses import barlow_twins_loss
-from topo.trainer.methods.base import MethodOutput, SSLMethod, metrics_dict, require_positive
+from topo.trainer.methods.base import MethodOutput, SSLMethod, require_positive
 from topo.trainer.methods.heads import build_projector
 
 __all__ = ["BarlowTwins", "BarlowTwinsConfig"]

@@ -18,7 +18,6 @@ from topo.trainer.methods.base import (
     cosine_momentum,
     ema_update_,
     make_target,
-    metrics_dict,
     require_in_range,
     require_positive,
 )

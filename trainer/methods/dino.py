@@ -29,7 +29,6 @@ from topo.trainer.methods.base import (
     cosine_momentum,
     ema_update_,
     make_target,
-    metrics_dict,
     require_in_range,
     require_positive,
 )
@@ -85,8 +84,9 @@ class DINO(SSLMethod):
     """DINO with a student ``h(f(x))`` and an EMA teacher ``h'(f'(x))`` over two global views.
 
     The method owns both schedules: the teacher momentum (cosine, :meth:`on_step_end`) and the teacher
-    temperature (linear warm-up, :meth:`teacher_temperature`). The current temperature is kept in the
-    ``teacher_temp`` buffer so it is checkpointed with the model. The centre lives in ``loss_fn``
+    temperature (linear warm-up, :meth:`teacher_temperature`). The current temperature is a Python float,
+    ``teacher_temp``, saved in ``state_dict`` as the module's extra state (a float rather than a buffer so
+    that reading it costs no device sync). The centre lives in ``loss_fn``
     (:class:`~topo.trainer.losses.DINOLoss`) and is updated on every training-mode forward.
 
     Args:
@@ -101,7 +101,6 @@ class DINO(SSLMethod):
     name = "dino"
     config_cls = DINOConfig
     cfg: DINOConfig
-    teacher_temp: Tensor
 
     def __init__(self, backbone: nn.Module, feat_dim: int, cfg: DINOConfig | None = None) -> None:
         super().__init__(backbone, feat_dim, cfg if cfg is not None else DINOConfig())
@@ -118,8 +117,17 @@ class DINO(SSLMethod):
         self.teacher_backbone = make_target(self.backbone)
         self.teacher_head = make_target(self.head)
         self.loss_fn = DINOLoss(c.out_dim, student_temp=c.student_temp, center_momentum=c.center_momentum)
-        self.register_buffer("teacher_temp", torch.tensor(self.teacher_temperature(0, 1)))
+        self.teacher_temp = self.teacher_temperature(0, 1)
         self.momentum = c.base_momentum
+
+    def get_extra_state(self) -> dict[str, float]:
+        """Schedule state saved in ``state_dict``, so a resumed run continues with the right temperature."""
+        return {"teacher_temp": self.teacher_temp, "momentum": self.momentum}
+
+    def set_extra_state(self, state: dict[str, float]) -> None:
+        """Restore what :meth:`get_extra_state` saved."""
+        self.teacher_temp = float(state["teacher_temp"])
+        self.momentum = float(state["momentum"])
 
     def teacher_temperature(self, step: int, total_steps: int) -> float:
         """Teacher temperature at ``step`` of ``total_steps``.
@@ -159,7 +167,7 @@ class DINO(SSLMethod):
             # the two collapses apart: towards log(out_dim) is uniform collapse, towards 0 one-prototype.
             log_p = F.log_softmax((torch.cat([t1, t2]) - self.loss_fn.center) / self.teacher_temp, dim=-1)
             teacher_entropy = -(log_p.exp() * log_p).sum(dim=-1).mean()
-        loss = self.loss_fn([s1, s2], [t1, t2], teacher_temp=float(self.teacher_temp))
+        loss = self.loss_fn([s1, s2], [t1, t2], teacher_temp=self.teacher_temp)
         metric_values = dict(
             loss=loss, teacher_entropy=teacher_entropy, teacher_temp=self.teacher_temp, momentum=self.momentum
         )
@@ -170,4 +178,4 @@ class DINO(SSLMethod):
         self.momentum = cosine_momentum(self.cfg.base_momentum, step, total_steps)
         ema_update_(self.teacher_backbone, self.backbone, self.momentum)
         ema_update_(self.teacher_head, self.head, self.momentum)
-        self.teacher_temp.fill_(self.teacher_temperature(step + 1, total_steps))
+        self.teacher_temp = self.teacher_temperature(step + 1, total_steps)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from topo.trainer.losses import nt_xent_loss
-from topo.trainer.methods.base import MethodOutput, SSLMethod, metrics_dict, require_positive
+from topo.trainer.methods.base import MethodOutput, SSLMethod, require_positive
 from topo.trainer.methods.heads import build_projector
 
 __all__ = ["SimCLR", "SimCLRConfig"]

@@ -29,8 +29,9 @@ class VisualEncoder(nn.Module):
         torch.Size([2, 512])
     """
 
-    def __init__(self, name: str = "resnet50", *, in_chans: int = 3, small_input: bool = False,
-                 weights: str | Path | None = None) -> None:
+    def __init__(
+        self, name: str = "resnet50", *, in_chans: int = 3, small_input: bool = False, weights: str | Path | None = None
+    ) -> None:
         super().__init__()
         self.name = name
         self.net = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
