@@ -18,12 +18,12 @@ import pyarrow as pa
 import zarr
 
 from topo.pipeline.decode import SampleError, decode
-from topo.pipeline.persistence import FiltrationSpec, topk_diagrams
+from topo.pipeline.persistence import FiltrationSpec, top_k, topk_diagrams
 from topo.pipeline.roi import RoiBackend, make_roi
 from topo.pipeline.sources import Payload
 from topo.store_schema import ARRAYS, CHUNK_ARRAYS, Geometry, Status, StoreFiles
 from topo.store_schema.integrity import block_digest
-from topo.store_schema.manifest import CHECKSUM_SCHEMA, MANIFEST_SCHEMA
+from topo.store_schema.manifest import CHECKSUM_SCHEMA, FULL_DIAGRAM_SCHEMA, MANIFEST_SCHEMA
 from topo.store_schema.store import write_table_atomic
 
 
@@ -106,7 +106,7 @@ def finish(task: ChunkTask, prepared: Sequence[Prepared]) -> ChunkResult:
     for i, (_, _, label, split) in enumerate(task.records):
         blocks["labels"][i] = label
         blocks["splits"][i] = task.split_names.index(split)
-    _diagrams_into(blocks, spec, prepared)
+    full = _diagrams_into(blocks, spec, prepared)
     for i, p in enumerate(prepared):
         blocks["status"][i] = int(p.status)
         if p.status == Status.FAILED:
@@ -131,6 +131,8 @@ def finish(task: ChunkTask, prepared: Sequence[Prepared]) -> ChunkResult:
         schema=CHECKSUM_SCHEMA,
     )
     write_table_atomic(root / StoreFiles.chunk_sums(task.chunk), sums)
+    if full is not None:
+        write_table_atomic(root / StoreFiles.full_diagrams_part(task.chunk), _full_table(task.start, n, full))
     rows = {
         "index": [task.start + i for i in range(n)],
         "sample_id": [r[0] for r in task.records],
@@ -152,15 +154,26 @@ def finish(task: ChunkTask, prepared: Sequence[Prepared]) -> ChunkResult:
     return ChunkResult(task.chunk, n, counts, failed, time.perf_counter() - t0)
 
 
-def _diagrams_into(blocks: dict[str, np.ndarray], spec: FiltrationSpec, prepared: Sequence[Prepared]) -> None:
-    """Top-k diagrams of the usable samples: one GUDHI call per chunk, per sample only if that call fails."""
+def _diagrams_into(
+    blocks: dict[str, np.ndarray], spec: FiltrationSpec, prepared: Sequence[Prepared]
+) -> dict[int, tuple[np.ndarray, np.ndarray]] | None:
+    """Top-k diagrams of the usable samples: one GUDHI call per chunk, per sample only if that call fails.
+
+    Returns the full diagrams by position in the chunk when the spec asks for them, else ``None``.
+    """
+    full: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if spec.full_diagrams else None
     todo = [i for i, p in enumerate(prepared) if p.status != Status.FAILED]
     groups = [todo]
     for group in groups:
         if not group:
             continue
         try:
-            topk = topk_diagrams([prepared[i].image for i in group], [prepared[i].mask for i in group], spec)
+            topk = topk_diagrams(
+                [prepared[i].image for i in group],
+                [prepared[i].mask for i in group],
+                spec,
+                keep_full=full is not None,
+            )
         except Exception as e:
             if len(group) > 1:
                 groups += [[i] for i in group]
@@ -170,6 +183,23 @@ def _diagrams_into(blocks: dict[str, np.ndarray], spec: FiltrationSpec, prepared
             continue
         blocks["pd_h0"][group], blocks["n_h0"][group] = topk.h0, topk.n_h0
         blocks["pd_h1"][group], blocks["n_h1"][group] = topk.h1, topk.n_h1
+        if full is not None and topk.full is not None:
+            full.update(zip(group, topk.full, strict=True))
+    return full
+
+
+def _full_table(start: int, n: int, full: dict[int, tuple[np.ndarray, np.ndarray]]) -> pa.Table:
+    """Every pair of every usable sample, in the store's documented order (failed samples: null)."""
+    cols: dict[str, list] = {"index": [], "h0": [], "h1": []}
+    for i in range(n):
+        cols["index"].append(start + i)
+        for dim, d in zip(("h0", "h1"), full.get(i, (None, None)), strict=True):
+            if d is None:
+                cols[dim].append(None)
+                continue
+            ordered, _ = top_k(d, len(d))
+            cols[dim].append(ordered.reshape(-1).tolist())
+    return pa.table(cols, schema=FULL_DIAGRAM_SCHEMA)
 
 
 _ROI_CACHE: dict[str, RoiBackend] = {}

@@ -37,6 +37,7 @@ class FiltrationSpec:
     direction: Direction = "sublevel"
     k0: int = 48
     k1: int = 96
+    full_diagrams: bool = False  # also keep every pair (Parquet parts beside the arrays)
 
     def __post_init__(self) -> None:
         if self.direction not in ("sublevel", "superlevel"):
@@ -60,12 +61,15 @@ class FiltrationSpec:
             "min_persistence": 0.0,
             "k0": self.k0,
             "k1": self.k1,
+            "full_diagrams": self.full_diagrams,
             "backend": "gudhi.sklearn.cubical_persistence.CubicalPersistence (dedicated 2-D algorithm)",
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> FiltrationSpec:
-        return cls(direction=d["direction"], k0=int(d["k0"]), k1=int(d["k1"]))
+        return cls(
+            direction=d["direction"], k0=int(d["k0"]), k1=int(d["k1"]), full_diagrams=bool(d.get("full_diagrams"))
+        )
 
 
 def grey_levels(image: np.ndarray) -> np.ndarray:
@@ -133,10 +137,16 @@ class TopK:
     n_h0: np.ndarray
     h1: np.ndarray
     n_h1: np.ndarray
+    full: list[tuple[np.ndarray, np.ndarray]] | None = None  # every (H0, H1) pair, when asked for
 
 
-def topk_diagrams(images: Sequence[np.ndarray], masks: Sequence[np.ndarray | None], spec: FiltrationSpec) -> TopK:
-    """Top-k diagrams of a batch of images restricted to their ROIs (one GUDHI call for the batch)."""
+def topk_diagrams(
+    images: Sequence[np.ndarray], masks: Sequence[np.ndarray | None], spec: FiltrationSpec, *, keep_full: bool = False
+) -> TopK:
+    """Top-k diagrams of a batch of images restricted to their ROIs (one GUDHI call for the batch).
+
+    With ``keep_full`` the complete (capped) diagrams come back too, in ``TopK.full``.
+    """
     filts = [filtration(im, m, spec) for im, m in zip(images, masks, strict=True)]
     b = len(filts)
     res = TopK(
@@ -145,7 +155,10 @@ def topk_diagrams(images: Sequence[np.ndarray], masks: Sequence[np.ndarray | Non
         np.zeros((b, spec.k1, 2), np.float32),
         np.zeros(b, np.int16),
     )
-    for i, (h0, h1) in enumerate(diagrams(filts)):
+    full = diagrams(filts)
+    for i, (h0, h1) in enumerate(full):
         res.h0[i], res.n_h0[i] = top_k(h0, spec.k0)
         res.h1[i], res.n_h1[i] = top_k(h1, spec.k1)
+    if keep_full:
+        res.full = full
     return res

@@ -163,16 +163,28 @@ class StoreFiles:
     BUILD_DIR = "_build"
     BUILD_CONFIG = "_build/config.json"
     CHUNK_PARTS = "_build/chunks"
+    FULL_DIAGRAMS_DIR = "full_diagrams"
     CALIBRATION_DIR = "calibration"
     CALIBRATION_DELTAS = "calibration/deltas.parquet"
     CALIBRATION_TABLE = "calibration/table.parquet"
     CALIBRATION_RANGES = "calibration/ranges.parquet"
     CALIBRATION_PARTS = "calibration/_parts"
+    CALIBRATION_CONFIG = "calibration/_parts/config.json"
+
+    @staticmethod
+    def calibration_part(block: int) -> str:
+        """δ rows of one finished calibration block; its presence marks the block done for a resumed run."""
+        return f"{StoreFiles.CALIBRATION_PARTS}/block-{block:06d}.parquet"
 
     @staticmethod
     def chunk_part(chunk: int) -> str:
         """Manifest rows of one finished chunk; its presence marks the chunk complete."""
         return f"{StoreFiles.CHUNK_PARTS}/{chunk:07d}.parquet"
+
+    @staticmethod
+    def full_diagrams_part(chunk: int) -> str:
+        """Every persistence pair of one chunk's samples (only with ``full_diagrams``), written by its worker."""
+        return f"{StoreFiles.FULL_DIAGRAMS_DIR}/{chunk:07d}.parquet"
 
     @staticmethod
     def chunk_sums(chunk: int) -> str:

@@ -31,5 +31,16 @@ CHECKSUM_SCHEMA = pa.schema(
 )
 
 
+FULL_DIAGRAM_SCHEMA = pa.schema(
+    [
+        pa.field("index", pa.int64(), nullable=False),
+        # Flattened (birth, death) pairs in the documented order, complete: values + offsets, with Parquet's list
+        # offsets doing the bookkeeping.
+        pa.field("h0", pa.list_(pa.float32())),
+        pa.field("h1", pa.list_(pa.float32())),
+    ]
+)
+
+
 def empty_manifest() -> pa.Table:
     return MANIFEST_SCHEMA.empty_table()

@@ -134,6 +134,23 @@ class Store:
             )
         return self.read_table(StoreFiles.MANIFEST)
 
+    def full_diagrams(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every (birth, death) pair of one sample, ``(H0 (n,2), H1 (m,2))`` float32, in the documented order.
+
+        Raises:
+            StoreError: the store was built without ``--full-diagrams``, or the sample failed.
+        """
+        if not self.persistence_spec.get("full_diagrams"):
+            raise StoreError(f"{self.location} was built without --full-diagrams; only top-k diagrams are stored")
+        g = self.geometry
+        if not 0 <= index < g.num_samples:
+            raise IndexError(f"sample index {index} outside [0, {g.num_samples})")
+        table = self.read_table(StoreFiles.full_diagrams_part(index // g.chunk_size))
+        row = table.slice(index % g.chunk_size, 1).to_pylist()[0]
+        if row["h0"] is None:
+            raise StoreError(f"{self.location}: sample {index} failed; it has no diagram")
+        return tuple(np.asarray(row[d], np.float32).reshape(-1, 2) for d in ("h0", "h1"))  # type: ignore[return-value]
+
     def split_code(self, split: str) -> int:
         try:
             return self.split_names.index(split)

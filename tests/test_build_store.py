@@ -95,7 +95,7 @@ def test_stored_masks_are_the_otsu_masks_of_the_source(full_store):
     st = open_store(out)
     idx = np.arange(0, 780, 13)
     images, masks = st.array("images").oindex[idx], st.array("roi_masks").oindex[idx]
-    for im, m, r in zip(images, masks, OtsuRoi().checked(list(images)), strict=True):
+    for m, r in zip(masks, OtsuRoi().checked(list(images)), strict=True):
         np.testing.assert_array_equal(m, r.mask)
 
 
@@ -214,8 +214,11 @@ def folder_with_a_truncated_png(tmp_path_factory) -> tuple[Path, str]:
 
 def test_a_corrupt_image_fails_alone_and_the_store_completes(ray_session, folder_with_a_truncated_png, tmp_path):
     root, bad_id = folder_with_a_truncated_png
-    s = build_store(BuildConfig(dataset="folder", data_dir=str(root), out=tmp_path / "f.zarr", image_size=64,
-                                chunk_size=4, progress=False))
+    s = build_store(
+        BuildConfig(
+            dataset="folder", data_dir=str(root), out=tmp_path / "f.zarr", image_size=64, chunk_size=4, progress=False
+        )
+    )
     assert s.complete and s.counts["failed"] == 1 and s.counts.get("ok", 0) + s.counts.get("fallback", 0) == 14
     assert s.failures and s.failures[0][0] == bad_id and "truncated" in s.failures[0][1]
     st = open_store(tmp_path / "f.zarr")
@@ -238,8 +241,20 @@ def test_strict_stops_with_a_nonzero_exit_through_the_cli(ray_session, folder_wi
 
     root, bad_id = folder_with_a_truncated_png
     out = tmp_path / "strict.zarr"
-    args = ["build-store", "--dataset", "folder", "--data-dir", str(root), "--out", str(out), "--image-size", "64",
-            "--chunk-size", "4", "--no-progress"]
+    args = [
+        "build-store",
+        "--dataset",
+        "folder",
+        "--data-dir",
+        str(root),
+        "--out",
+        str(out),
+        "--image-size",
+        "64",
+        "--chunk-size",
+        "4",
+        "--no-progress",
+    ]
     res = CliRunner().invoke(app, [*args, "--strict"])
     assert res.exit_code == 1, res.output
     assert "--strict" in res.output and bad_id in res.output and "truncated" in res.output
@@ -268,10 +283,14 @@ def test_a_chunk_records_each_bad_payload_with_its_reason(tmp_path):
         good,  # prefailed below (duplicate id)
     ]
     task = chunk_mod.ChunkTask(
-        store_path=str(tmp_path / "c.zarr"), chunk=0, start=0,
+        store_path=str(tmp_path / "c.zarr"),
+        chunk=0,
+        start=0,
         records=tuple((f"s{i}", f"ref{i}", i % 2, "train") for i in range(7)),
         prefailed=(None, None, None, None, None, None, "duplicate sample_id (first at index 0)"),
-        geometry=g.to_json(), filtration=spec.to_json(), split_names=("train", "val", "test"),
+        geometry=g.to_json(),
+        filtration=spec.to_json(),
+        split_names=("train", "val", "test"),
     )
     res = chunk_mod.process_chunk(task, payloads, "otsu", {})
     assert res.counts == {"ok": 1, "fallback": 1, "failed": 5}

@@ -129,8 +129,15 @@ def test_backend_parameters_are_checked():
 
 # --------------------------------------------------------------------------------------------- sam
 def test_sam_auto_mode_runs_the_mask_generator(images, tiny_sam_checkpoint):
-    roi = SamRoi(model="vit_tiny_test", checkpoint=tiny_sam_checkpoint, mode="auto", points_per_side=4,
-                 pred_iou_thresh=0.0, stability_score_thresh=0.0, device="cpu")
+    roi = SamRoi(
+        model="vit_tiny_test",
+        checkpoint=tiny_sam_checkpoint,
+        mode="auto",
+        points_per_side=4,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        device="cpu",
+    )
     res = roi.checked(images[:2])
     assert [r.mask.shape for r in res] == [(28, 28), (28, 28)]
     # With the quality filters off the random model's own masks come through (not the whole-image fallback).

@@ -21,7 +21,9 @@ def _all_payloads(src, records):
     return list(src.payloads(records))
 
 
-@pytest.mark.parametrize(("flag", "cls"), [("breastmnist", medmnist.BreastMNIST), ("pneumoniamnist", medmnist.PneumoniaMNIST)])
+@pytest.mark.parametrize(
+    ("flag", "cls"), [("breastmnist", medmnist.BreastMNIST), ("pneumoniamnist", medmnist.PneumoniaMNIST)]
+)
 def test_shared_medmnist_file_matches_the_medmnist_package(shared_data, flag, cls):
     src = get_source(flag, data_dir=shared_data, size=28)
     records = src.records()
@@ -239,7 +241,7 @@ def test_isic_keeps_lesions_on_one_side_and_drops_unk_test(tmp_path):
         assert side.setdefault(lesion, r.split) == r.split, f"lesion {lesion} on both sides"
     assert {r.split for r in rec} == {"train", "val", "test"}
     # Test images are missing on disk: read failures with the path, not an exception.
-    assert isinstance(list(src.payloads(rec[-2:]))[0], ReadFailure)
+    assert isinstance(next(iter(src.payloads(rec[-2:]))), ReadFailure)
 
 
 # --------------------------------------------------------------------------------------------- decoding
@@ -247,14 +249,18 @@ def test_decoding_rules():
     grey = np.arange(28 * 28, dtype=np.uint16).reshape(28, 28) * 80
     d = decode(grey, height=28, width=28, channels=1)
     np.testing.assert_array_equal(d.image[..., 0], np.round(grey * (255 / 65535)).astype(np.uint8))
-    rgb = decode(_png(np.dstack([np.full((40, 60), v, np.uint8) for v in (255, 0, 0)])), height=20, width=20, channels=1)
+    rgb = decode(
+        _png(np.dstack([np.full((40, 60), v, np.uint8) for v in (255, 0, 0)])), height=20, width=20, channels=1
+    )
     assert rgb.image.shape == (20, 20, 1) and (rgb.image == 76).all()  # BT.601 luma of pure red
     a = decode(np.full((10, 10), 0.5), height=10, width=10, channels=3)
     assert a.image.shape == (10, 10, 3) and (a.image == 128).all()
     # The content hash is of the decoded pixels before any conversion: same pixels, same hash.
     img = np.random.default_rng(0).integers(0, 256, (30, 30, 3), dtype=np.uint8)
-    assert decode(_png(img), height=8, width=8, channels=3).input_sha256 == decode(img, height=28, width=28,
-                                                                                    channels=1).input_sha256
+    assert (
+        decode(_png(img), height=8, width=8, channels=3).input_sha256
+        == decode(img, height=28, width=28, channels=1).input_sha256
+    )
 
 
 @pytest.mark.parametrize(

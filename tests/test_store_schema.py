@@ -156,7 +156,7 @@ def test_open_store_errors_name_the_problem(tmp_path):
     st = open_store(tmp_path / "s.zarr")
     with pytest.raises(StoreError, match="read-only"):
         st.update_attrs(x=1)
-    with pytest.raises(KeyError, match="pd_h2.*pd_h0"):
+    with pytest.raises(KeyError, match=r"pd_h2.*pd_h0"):
         st.array("pd_h2")
 
 
@@ -211,7 +211,7 @@ def test_a_bumped_major_version_is_refused_by_open_store(mutable_store):
     _edit_json(mutable_store / "zarr.json", lambda d: d["attributes"]["topo"].update(schema_version="2.0.0"))
     with pytest.raises(StoreVersionError, match=r"schema_version 2\.0\.0.*reads schema 1\.x"):
         open_store(mutable_store)
-    with pytest.raises(StoreVersionError, match="2.0.0"):
+    with pytest.raises(StoreVersionError, match=r"2\.0\.0"):
         verify_store(mutable_store)
 
 

@@ -1,0 +1,49 @@
+"""Shared by the two SAM build test files: the tiny random-weight SAM and the diagram check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from ph_reference import reference_topk
+
+from topo.pipeline.job import BuildConfig, build_store
+from topo.store_schema import open_store
+
+
+def save_tiny_sam(folder: Path) -> Path:
+    """segment-anything's own builder, one block of width 32, seeded random weights, saved as a state dict."""
+    from segment_anything.build_sam import _build_sam
+
+    torch.manual_seed(0)
+    sam = _build_sam(encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=1, encoder_global_attn_indexes=[0])
+    path = folder / "sam_tiny_random.pth"
+    torch.save(sam.state_dict(), path)
+    return path
+
+
+def build_with_sam(shared_data, out, ckpt, *, limit, chunk_size, **sam):
+    params = {"model": "vit_tiny_test", "checkpoint": str(ckpt), **sam}
+    cfg = BuildConfig(
+        dataset="breastmnist",
+        data_dir=str(shared_data),
+        out=out,
+        roi="sam",
+        roi_params=params,
+        limit=limit,
+        chunk_size=chunk_size,
+        progress=False,
+    )
+    return build_store(cfg)
+
+
+def check_diagrams(path) -> None:
+    st = open_store(path)
+    ims, masks = st.array("images")[:], st.array("roi_masks")[:]
+    pd0, pd1, n0, n1 = (st.array(a)[:] for a in ("pd_h0", "pd_h1", "n_h0", "n_h1"))
+    for i in range(st.num_samples):
+        h0, c0, h1, c1 = reference_topk(ims[i], masks[i])
+        assert (n0[i], n1[i]) == (c0, c1), f"sample {i}"
+        np.testing.assert_array_equal(pd0[i], h0, err_msg=f"sample {i} H0")
+        np.testing.assert_array_equal(pd1[i], h1, err_msg=f"sample {i} H1")
