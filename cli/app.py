@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from topo import __version__
+from topo.cli.store_extra import export_datalist_cmd, pack_cmd, unpack_cmd
 from topo.cli.workspace import (
     WORKSPACE_ENV,
     WorkspaceError,
@@ -31,6 +32,9 @@ app = typer.Typer(
 )
 store_app = typer.Typer(help="Inspect, check and move stores.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
+store_app.command("pack")(pack_cmd)
+store_app.command("unpack")(unpack_cmd)
+store_app.command("export-datalist")(export_datalist_cmd)
 
 out = Console()
 err = Console(stderr=True)
@@ -388,6 +392,7 @@ def train_cmd(
     from topo.store_schema import StoreError
     from topo.trainer.checkpoint import CheckpointError
     from topo.trainer.config import TrainConfig
+    from topo.trainer.dist import is_main_process
     from topo.trainer.train import train
 
     ws = workspace_root(workspace)
@@ -435,6 +440,8 @@ def train_cmd(
             fail(str(e))
             return
         finals[st] = str(res.checkpoint)
+        if not is_main_process():
+            continue
         mon = ", ".join(f"{k} {v:.3f}" for k, v in res.monitors.items())
         out.print(
             f"[bold]{st}[/]: {res.steps} steps in {res.seconds:.0f} s ({res.samples_per_s:.0f} img/s), "

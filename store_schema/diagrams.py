@@ -24,6 +24,8 @@ values as they are.
 
 Truncation: a sample with ``n_h0 == k0`` (or ``n_h1 == k1``) may have lost low-persistence pairs; the
 diagram read back is the top-k of GUDHI's diagram in the store's documented order, not the whole diagram.
+A store built with ``--full-diagrams`` also keeps every pair: ``read_diagrams(..., full=True)`` reads those
+and is GUDHI's whole diagram (up to float32 rounding).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from topo.store_schema.errors import StoreError
-from topo.store_schema.layout import Status
+from topo.store_schema.layout import Status, StoreFiles
 from topo.store_schema.location import Location
 from topo.store_schema.store import Store, open_store
 
@@ -145,6 +147,7 @@ def read_diagrams(
     indices: Sequence[int] | np.ndarray | None = None,
     *,
     essential: Essential = "components",
+    full: bool = False,
 ) -> list[list[np.ndarray]]:
     """Per sample ``[H0 (n0, 2), H1 (n1, 2)]`` float64 diagrams, as GUDHI's ``CubicalPersistence`` gives them.
 
@@ -155,6 +158,7 @@ def read_diagrams(
         essential: which capped rows get back an infinite death: ``"components"`` (default, GUDHI's
             convention: the class born at each ROI component's minimum; reads images and masks),
             ``"global"`` (only the class born at the global minimum) or ``"capped"`` (none).
+        full: read every pair (stores built with ``--full-diagrams``) instead of the top-k arrays.
 
     Returns:
         One ``[H0, H1]`` list per index; only valid rows (never the zero padding), in the store's order
@@ -163,11 +167,14 @@ def read_diagrams(
     Raises:
         ValueError: ``essential`` is not one of the three, or ``indices`` is not a list of integers.
         IndexError: an index is out of range.
-        StoreError: an index names a failed or unwritten sample.
+        StoreError: an index names a failed or unwritten sample, or ``full`` on a store built without
+            full diagrams.
     """
     if essential not in _ESSENTIAL:
         raise ValueError(f"essential must be one of {', '.join(_ESSENTIAL)}, got {essential!r}")
     st = _as_store(store)
+    if full and not st.persistence_spec.get("full_diagrams"):
+        raise StoreError(f"{st.location} was built without --full-diagrams; only top-k diagrams are stored")
     idx = _check_indices(st, indices)
     spec = None
     if essential == "components":
@@ -177,15 +184,31 @@ def read_diagrams(
     n_h0_all, n_h1_all = st.array("n_h0")[:], st.array("n_h1")[:]
     pd_h0, pd_h1 = st.array("pd_h0"), st.array("pd_h1")
     images, masks = st.array("images"), st.array("roi_masks")
+    chunk_size = st.geometry.chunk_size
+    full_part: dict[int, list[dict[str, Any]]] = {}
+
+    def full_pairs(i: int) -> tuple[np.ndarray, np.ndarray]:
+        c = int(i) // chunk_size
+        if c not in full_part:
+            full_part.clear()  # one chunk's table at a time: indices usually come in order
+            full_part[c] = st.read_table(StoreFiles.full_diagrams_part(c)).to_pylist()
+        row = full_part[c][int(i) % chunk_size]
+        return tuple(np.asarray(row[d], np.float32).reshape(-1, 2) for d in ("h0", "h1"))  # type: ignore[return-value]
+
     out: list[list[np.ndarray]] = []
     for lo in range(0, len(idx), _BATCH):
         sel = idx[lo : lo + _BATCH]
-        h0s, h1s = pd_h0.oindex[sel], pd_h1.oindex[sel]
+        if not full:
+            h0s, h1s = pd_h0.oindex[sel], pd_h1.oindex[sel]
         if essential == "components":
             ims, ms = images.oindex[sel], masks.oindex[sel]
         for j, i in enumerate(sel):
-            h0 = h0s[j, : int(n_h0_all[i])]
-            h1 = h1s[j, : int(n_h1_all[i])].astype(np.float64)
+            if full:
+                h0, h1_32 = full_pairs(i)
+                h1 = h1_32.astype(np.float64)
+            else:
+                h0 = h0s[j, : int(n_h0_all[i])]
+                h1 = h1s[j, : int(n_h1_all[i])].astype(np.float64)
             if essential == "capped" or len(h0) == 0:
                 out.append([h0.astype(np.float64), h1])
                 continue

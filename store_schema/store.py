@@ -181,6 +181,9 @@ class Store:
             except KeyError:
                 out.append(f"array '{spec.name}' is missing")
                 continue
+            except (ValueError, TypeError) as e:  # malformed zarr.json (JSONDecodeError is a ValueError)
+                out.append(f"array '{spec.name}' has unreadable metadata: {e}")
+                continue
             if not isinstance(arr, zarr.Array):
                 out.append(f"'{spec.name}' is a group, expected an array")
                 continue
@@ -248,7 +251,7 @@ def open_store(where: str | os.PathLike[str] | Location, *, mode: str = "r") -> 
     if loc.kind == "dir" and not (Path(loc.path) / "zarr.json").exists():
         raise StoreError(f"no store at {loc.path} (no zarr.json there)")
     try:
-        group = zarr.open_group(loc.zarr_store(read_only=mode == "r"), mode=mode)
+        group = zarr.open_group(loc.zarr_store(read_only=mode == "r"), mode=mode, zarr_format=3)
     except (FileNotFoundError, KeyError, ValueError) as e:
         raise StoreError(f"cannot open a store at {loc}: {e}") from e
     return Store(loc, group, writable=mode == "r+")

@@ -138,6 +138,8 @@ def test_selection_and_errors(small_store: Path, store_and_gudhi) -> None:
         read_diagrams(small_store, [780])
     with pytest.raises(ValueError, match="essential"):
         read_diagrams(small_store, [0], essential="all")  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="without --full-diagrams"):
+        read_diagrams(small_store, [0], full=True)
 
 
 def test_failed_samples_have_no_diagram(ray_session, tmp_path: Path) -> None:
@@ -162,16 +164,20 @@ def test_failed_samples_have_no_diagram(ray_session, tmp_path: Path) -> None:
 
 
 def test_truncated_samples_equal_gudhis_top_k(ray_session, tmp_path: Path) -> None:
-    """k0 = k1 = 8: most samples lose pairs; what is read is exactly GUDHI's top-8 in the store's order."""
+    """k0 = k1 = 8: most samples lose pairs; what is read is exactly GUDHI's top-8 in the store's order, and
+    with the store's full diagrams (``--full-diagrams``) exactly GUDHI's whole diagram."""
     from topo.pipeline.job import BuildConfig, build_store
 
     out = tmp_path / "k8.zarr"
     build_store(BuildConfig(dataset="demo", out=out, limit=48, chunk_size=48, progress=False,
-                            filtration=FiltrationSpec(k0=8, k1=8)))
+                            filtration=FiltrationSpec(k0=8, k1=8, full_diagrams=True)))
     st = open_store(out)
     idx = st.indices()
     ours = read_diagrams(st)
     ref = _gudhi_diagrams(out, idx)
+    for o, r in zip(read_diagrams(st, full=True), ref, strict=True):
+        for d in (0, 1):
+            assert _same_points(o[d], _f32(r[d]))
     truncated = 0
     rep = _representations()["image"]
     spec = FiltrationSpec.from_json(st.persistence_spec)

@@ -31,7 +31,10 @@ import pytest
 
 from topo.store_schema import ARRAYS, StoreFiles, open_store
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find processes")
+pytestmark = [
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find processes"),
+    pytest.mark.slow,  # four CLI builds, each starting its own Ray: ~40 s idle, more on a busy machine
+]
 
 TOPO = Path(sys.executable).with_name("topo")
 N_IMAGES, CHUNK = 256, 16

@@ -225,3 +225,21 @@ def test_unpack_refuses_damaged_or_foreign_archives(packed: Path, tmp_path: Path
     with pytest.raises(StoreError, match="not a zip file"):
         unpack_store(tmp_path / "plain.zip", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_full_diagrams_travel_with_the_store(ray_session, tmp_path: Path) -> None:
+    from topo.pipeline.job import BuildConfig, build_store
+    from topo.pipeline.persistence import FiltrationSpec
+
+    src = tmp_path / "full.zarr"
+    build_store(BuildConfig(dataset="demo", out=src, limit=40, chunk_size=16, progress=False,
+                            filtration=FiltrationSpec(full_diagrams=True)))
+    z = pack_store(src, tmp_path / "full.zip").path
+    with zipfile.ZipFile(z) as zf:
+        assert {f"full_diagrams/{c:07d}.parquet" for c in range(3)} <= set(zf.namelist())
+    d, p = open_store(src), open_store(z)
+    for i in (0, 17, 39):
+        for a, b in zip(p.full_diagrams(i), d.full_diagrams(i), strict=True):
+            np.testing.assert_array_equal(a, b)
+    out = unpack_store(z, tmp_path / "copy.zarr")
+    assert _files(out) == _files(src)

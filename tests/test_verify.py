@@ -100,9 +100,6 @@ def test_several_problems_are_all_reported(store: Path) -> None:
     assert any("array 'status' chunk 12 (samples 768–779)" in p for p in problems)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="store.py Store.problems() catches only KeyError when opening an array: unreadable "
-                          "array metadata escapes as a raw ValueError (and a traceback from `topo store verify`)")
 def test_unreadable_array_metadata_is_a_problem_not_a_crash(store: Path) -> None:
     (store / "labels" / "zarr.json").write_text("{not json")
     problems = verify_store(store).problems

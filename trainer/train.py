@@ -158,8 +158,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     method = build_method(cfg.method, backbone, backbone.feat_dim, **cfg.method_options).to(device)
     model: nn.Module = method
     if world > 1:
-        # BatchNorm statistics shared across ranks, as the methods' papers train them.
-        method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+        if device.type == "cuda":  # BatchNorm statistics shared across ranks, as the methods' papers train them
+            method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
         model = nn.parallel.DistributedDataParallel(
             method, device_ids=[device.index] if device.type == "cuda" else None
         )
