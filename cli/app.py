@@ -93,7 +93,9 @@ def build_store_cmd(
     image_size: Annotated[
         int | None, typer.Option(help="Store image size (default: native; 224 for image files).")
     ] = None,
-    full_diagrams: Annotated[bool, typer.Option(help="Also keep every persistence pair (Parquet beside the arrays).")] = False,
+    full_diagrams: Annotated[
+        bool, typer.Option(help="Also keep every persistence pair (Parquet beside the arrays).")
+    ] = False,
     superlevel: Annotated[bool, typer.Option(help="Superlevel filtration (bright structures first).")] = False,
     chunk_size: Annotated[int, typer.Option(help="Samples per chunk (the unit of work and of resume).")] = 64,
     address: Annotated[str | None, typer.Option(help="Join a Ray cluster: auto or HOST:PORT.")] = None,

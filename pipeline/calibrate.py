@@ -367,11 +367,8 @@ def select_samples(labels: np.ndarray, candidates: np.ndarray, samples: int, see
     return np.sort(np.concatenate(chosen))
 
 
-def _part_key(block: int) -> str:
-    return f"{StoreFiles.CALIBRATION_PARTS}/block-{block:06d}.parquet"
-
-
-_CONFIG_KEY = f"{StoreFiles.CALIBRATION_PARTS}/config.json"
+_part_key = StoreFiles.calibration_part
+_CONFIG_KEY = StoreFiles.CALIBRATION_CONFIG
 
 
 def compute_block(

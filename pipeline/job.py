@@ -106,15 +106,23 @@ def _roi_spec(cfg: BuildConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         from topo.pipeline.roi import make_roi
 
         return params, {"backend": cfg.roi, "params": make_roi(cfg.roi, **params).params()}
-    from topo.pipeline.roi.sam import resolve_checkpoint
+    import inspect
+
+    from topo.pipeline.roi.sam import SamRoi, resolve_checkpoint
 
     ckpt = resolve_checkpoint(params.get("model", "vit_h"), params.get("checkpoint"))
     params["checkpoint"] = ckpt["path"]
-    recorded = {k: v for k, v in params.items() if k not in ("checkpoint", "device", "batch_size")}
+    # Every setting that changes the masks, SAM's defaults included (they are part of what the store means);
+    # the checkpoint by content, so a renamed file still resumes and fingerprints the same.
+    not_content = ("self", "checkpoint", "device", "batch_size")
+    defaults = {
+        k: p.default for k, p in inspect.signature(SamRoi.__init__).parameters.items() if k not in not_content
+    }
+    recorded = {**defaults, **{k: v for k, v in params.items() if k not in not_content}}
     return params, {
         "backend": "sam",
-        "params": {"model": "vit_h", "mode": "box", **recorded},
-        "checkpoint": {k: ckpt[k] for k in ("file", "official", "md5", "sha256")},
+        "params": recorded,
+        "checkpoint": {k: ckpt[k] for k in ("md5", "sha256")},
     }
 
 
@@ -146,10 +154,16 @@ def build_store(cfg: BuildConfig, console: Console | None = None) -> BuildSummar
     }
     if cfg.overwrite and Path(cfg.out).exists():
         shutil.rmtree(cfg.out)
+    roi_attrs = dict(roi_record)
+    if cfg.roi == "sam":
+        from topo.pipeline.roi.sam import OFFICIAL_CHECKPOINTS
+
+        name = Path(roi_params["checkpoint"]).name
+        roi_attrs["checkpoint"] = {"file": name, "official": name in OFFICIAL_CHECKPOINTS, **roi_record["checkpoint"]}
     attrs = {
         "dataset": info.to_json(),
         "persistence": cfg.filtration.to_json(),
-        "roi": roi_record,
+        "roi": roi_attrs,
         "provenance": {"created": now(), "versions": versions()},
         "calibration": None,
     }

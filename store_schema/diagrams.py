@@ -12,8 +12,11 @@ filtration value inside the ROI (see :mod:`topo.pipeline.persistence`). TDA tool
   rows with a finite stand-in for ``inf``, padded the way giotto pads.
 
 Which rows were infinite before capping. With ``+inf`` outside the ROI, GUDHI reports one infinite H0 bar
-per 8-connected component of the ROI (born at that component's minimum), and none in H1 (every hole is
-filled by the last pixel inside the ROI, so H1 deaths are finite). An Otsu ROI often has several components
+per 8-connected component of the ROI (born at that component's minimum). H1 deaths are finite when the ROI
+has no holes (the Otsu backend fills them); a ROI with holes (possible with SAM) has H1 classes around each hole
+that die only when the excluded pixels enter, at ``+inf``: those are stored capped and come back capped (finite)
+from every mode below, since the top-k arrays cannot tell them from finite deaths at the cap; build with
+``--full-diagrams`` and compare with the mask's holes if you need them. An Otsu ROI often has several components
 (137 of BreastMNIST's 780 images), and a finite death can equal the cap too (a merge or a hole filled by the
 brightest ROI pixel). The top-k arrays alone cannot tell those apart, so the default
 ``essential="components"`` recomputes each ROI component's minimum from the stored image and mask with the
