@@ -97,30 +97,33 @@ def main() -> None:
 
         ray.shutdown()
         n_train = int(0.8 * args.n)
-        kw = {"batch_size": 64, "num_workers": args.workers, "multiprocessing_context": "spawn", "prefetch_factor": 4}
         rows = []
-        for aug in (False, True):
-            store_ds = StoreDataset(
-                str(tmp / "s.zarr"),
-                splits="train",
-                batch_size=64,
-                seed=0,
-                rank=0,
-                world_size=1,
-                keys=("image", "label"),
-            )
-            r_store = rate(make_loader(store_ds, num_workers=args.workers), n_train, aug)
-            r_png = rate(DataLoader(PngFolder(pngs[:n_train]), shuffle=True, **kw), n_train, aug)
-            r_mem = rate(DataLoader(InMemory(images[:n_train]), shuffle=True, **kw), n_train, aug)
-            rows.append((aug, r_store, r_png, r_mem))
-        print("| augmentation | store img/s | PNG folder img/s | in-memory img/s | store ÷ PNG |")
-        print("|---|---|---|---|---|")
-        for aug, s, p, m in rows:
+        for workers in sorted({0, args.workers}):
+            kw = {"batch_size": 64, "num_workers": workers}
+            if workers:
+                kw |= {"multiprocessing_context": "spawn", "prefetch_factor": 4}
+            for aug in (False, True):
+                store_ds = StoreDataset(
+                    str(tmp / "s.zarr"),
+                    splits="train",
+                    batch_size=64,
+                    seed=0,
+                    rank=0,
+                    world_size=1,
+                    keys=("image", "label"),
+                    collate=True,
+                )
+                r_store = rate(make_loader(store_ds, num_workers=workers), n_train, aug)
+                r_png = rate(DataLoader(PngFolder(pngs[:n_train]), shuffle=True, **kw), n_train, aug)
+                r_mem = rate(DataLoader(InMemory(images[:n_train]), shuffle=True, **kw), n_train, aug)
+                rows.append((workers, aug, r_store, r_png, r_mem))
+        print("| workers | augmentation | store img/s | PNG folder img/s | in-memory img/s | store ÷ PNG |")
+        print("|---|---|---|---|---|---|")
+        for workers, aug, s, p, m in rows:
             print(
-                f"| {'same batched aug (CPU)' if aug else 'none (loading only)'} | {s:,.0f} | {p:,.0f} | "
+                f"| {workers} | {'same batched aug (CPU)' if aug else 'none (loading only)'} | {s:,.0f} | {p:,.0f} | "
                 f"{m:,.0f} | {s / p:.1f}× |"
             )
-
 
 if __name__ == "__main__":
     main()

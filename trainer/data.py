@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from topo.store_schema import Store, StoreFiles, open_store
 
@@ -93,6 +93,9 @@ class StoreDataset(IterableDataset):
         transform: a dict → dict callable applied to each sample in the worker.
         keys: the sample keys to read (others are not decoded).
         expect_fingerprint: refuse a store whose fingerprint differs (a checkpoint's store, say).
+        collate: yield whole collated batches (what ``default_collate`` would make of the samples) instead of
+            samples; without a transform they are read with one vectorised copy per chunk, several times faster,
+            and the DataLoader then moves one tensor per batch between processes.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class StoreDataset(IterableDataset):
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         keys: Sequence[str] = SAMPLE_KEYS,
         expect_fingerprint: str | None = None,
+        collate: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -125,7 +129,7 @@ class StoreDataset(IterableDataset):
         self.shuffle_window, self.drop_last = shuffle_window, drop_last
         self.rank = get_rank() if rank is None else rank
         self.world_size = get_world_size() if world_size is None else world_size
-        self.transform, self.keys = transform, tuple(keys)
+        self.transform, self.keys, self.collate = transform, tuple(keys), collate
         st = open_store(self.store_path)
         st.validate()
         if expect_fingerprint is not None and st.fingerprint != expect_fingerprint:
@@ -182,9 +186,32 @@ class StoreDataset(IterableDataset):
             self.transform.set_epoch(self.epoch)  # type: ignore[union-attr]
         batches = self.batches()
         for b in range(self._skip + wid, len(batches), nw):
+            if self.collate:
+                yield self._batch(batches[b])
+                continue
             for idx in batches[b]:
                 sample = self._sample(int(idx))
                 yield self.transform(sample) if self.transform else sample
+
+    def _batch(self, idxs: np.ndarray) -> dict[str, Any]:
+        """One collated batch, equal to ``default_collate`` of the samples, read without per-sample Python."""
+        if self.transform is not None:
+            return default_collate([self.transform(self._sample(int(i))) for i in idxs])
+        out: dict[str, Any] = {}
+        for key in self.keys:
+            if key == "index":
+                out[key] = torch.from_numpy(idxs.astype(np.int64))
+            elif key == "sample_id":
+                out[key] = [str(s) for s in self._ids[idxs]]  # type: ignore[index]
+            else:
+                v = self._cache.gather(_ARRAY_FOR_KEY[key], idxs)
+                if key == "image":
+                    out[key] = torch.from_numpy(np.ascontiguousarray(v.transpose(0, 3, 1, 2)))
+                elif key in ("roi_mask", "pd_h0", "pd_h1"):
+                    out[key] = torch.from_numpy(v)
+                else:
+                    out[key] = torch.from_numpy(v.astype(np.int64))
+        return out
 
     def _sample_ids(self) -> np.ndarray:
         assert self._store is not None
@@ -231,10 +258,22 @@ class _ChunkCache:
             self.blocks.move_to_end(key)
         return block[idx - c * self.chunk_size]
 
+    def gather(self, name: str, idxs: np.ndarray) -> np.ndarray:
+        """Rows ``idxs`` of an array, one fancy-indexing copy per chunk touched."""
+        first = self.get(name, int(idxs[0]))
+        out = np.empty((len(idxs), *first.shape), dtype=first.dtype)
+        chunks = idxs // self.chunk_size
+        for c in np.unique(chunks):
+            pos = np.flatnonzero(chunks == c)
+            self.get(name, int(idxs[pos[0]]))  # loads the chunk into the cache
+            out[pos] = self.blocks[(name, int(c))][idxs[pos] - c * self.chunk_size]
+        return out
+
 
 def make_loader(dataset: StoreDataset, *, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader over ``dataset`` with its batch size, spawned workers and the default collate."""
+    """A DataLoader over ``dataset`` with its batch size (or its own collated batches), spawned workers."""
     kwargs: dict[str, Any] = {}
     if num_workers > 0:
         kwargs = {"multiprocessing_context": "spawn", "persistent_workers": False, "prefetch_factor": 4}
-    return DataLoader(dataset, batch_size=dataset.batch_size, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
+    batch_size = None if dataset.collate else dataset.batch_size
+    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, **kwargs)

@@ -49,7 +49,15 @@ def extract_features(
         + (list(DIAGRAM_KEYS) if stage != "visual" else [])
     )
     ds = StoreDataset(
-        store, splits=split, batch_size=batch_size, shuffle=False, drop_last=False, rank=0, world_size=1, keys=keys
+        store,
+        splits=split,
+        batch_size=batch_size,
+        shuffle=False,
+        drop_last=False,
+        rank=0,
+        world_size=1,
+        keys=keys,
+        collate=True,
     )
     xs, ys, ids, gates = [], [], [], []
     seen = 0

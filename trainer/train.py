@@ -147,6 +147,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
         world_size=world,
         transform=transform,
         keys=keys,
+        collate=True,
     )
     steps_per_epoch = len(dataset)
     if steps_per_epoch == 0:

@@ -155,7 +155,7 @@ class NpzSource(Source):
                 j += 1
             reader = readers.get(split) or readers.setdefault(split, NpyMember(self.path, f"{split}_images.npy"))
             block = reader.rows(start, start + (j - i) + 1)
-            yield from (np.array(b) for b in block)
+            yield from block  # views of one read: Ray copies each once into its object store
             i = j + 1
 
     def close(self) -> None:

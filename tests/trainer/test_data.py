@@ -126,3 +126,18 @@ def test_monai_dictionary_transform_drops_in(small_store):
     )
     batch = next(iter(make_loader(ds)))
     assert batch["image"].max() <= 1.0
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_collated_batches_equal_default_collate_of_the_samples(small_store, split):
+    kw = dict(splits=split, batch_size=16, seed=4, drop_last=False, rank=0, world_size=1)
+    per_sample = list(make_loader(StoreDataset(str(small_store), **kw)))
+    batched = list(make_loader(StoreDataset(str(small_store), collate=True, **kw)))
+    assert len(per_sample) == len(batched)
+    for a, b in zip(per_sample, batched, strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            if isinstance(a[k], torch.Tensor):
+                assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
+            else:
+                assert a[k] == b[k], k
