@@ -16,6 +16,7 @@ from topo.cli.store_extra import export_datalist_cmd, pack_cmd, unpack_cmd
 from topo.cli.workspace import (
     WORKSPACE_ENV,
     WorkspaceError,
+    default_data_dir,
     resolve_store,
     store_name,
     store_path_for,
@@ -76,7 +77,7 @@ def build_store_cmd(
         str, typer.Option("--dataset", "-d", help="demo, a MedMNIST flag, isic2019, kvasir, folder, npz.")
     ] = "demo",
     data_dir: Annotated[
-        str | None, typer.Option(help="Where the dataset's files are (a file for --dataset npz).")
+        str | None, typer.Option(help="Where the dataset's files are (default: <workspace>/data/<dataset>; a file for --dataset npz).")
     ] = None,
     size: Annotated[int, typer.Option(help="MedMNIST resolution: 28, 64, 128 or 224.")] = 28,
     download: Annotated[bool, typer.Option(help="Download a MedMNIST subset first (needs internet).")] = False,
@@ -118,6 +119,7 @@ def build_store_cmd(
 
     ws = workspace_root(workspace)
     target = out_path or store_path_for(ws, store_name(dataset, size))
+    data_dir = data_dir or default_data_dir(ws, dataset, download)
     roi_params: dict[str, Any] = {}
     if roi == "sam":
         roi_params = {"model": sam_model, "checkpoint": sam_checkpoint, "mode": sam_mode}

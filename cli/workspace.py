@@ -68,5 +68,22 @@ def resolve_store(ws: Path, *, store: str | None = None, dataset: str | None = N
     raise WorkspaceError(f"several stores in {ws / 'stores'}: {names}; choose one with --dataset NAME or --store PATH")
 
 
+def default_data_dir(ws: Path, dataset: str, download: bool = False) -> str | None:
+    """Where a dataset's files are looked for without ``--data-dir``: ``<workspace>/data/<dataset>``.
+
+    MedMNIST subsets share ``<workspace>/data/medmnist`` (the ``medmnist`` package's own ``~/.medmnist`` when that
+    folder does not exist and nothing is to be downloaded); the demo needs no files.
+    """
+    from topo.pipeline.sources.medmnist import MEDMNIST_FLAGS
+
+    name = dataset.lower()
+    if name == "demo":
+        return None
+    if name in MEDMNIST_FLAGS:
+        d = ws / "data" / "medmnist"
+        return str(d) if d.is_dir() or download else None
+    return str(ws / "data" / name)
+
+
 def run_dir(ws: Path, dataset: str, method: str, stage: str, seed: int) -> Path:
     return ws / "runs" / dataset / method / f"{stage}-seed{seed}"

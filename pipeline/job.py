@@ -153,6 +153,9 @@ def build_store(cfg: BuildConfig, console: Console | None = None) -> BuildSummar
         "persistence": cfg.filtration.to_json(),
     }
     if cfg.overwrite and Path(cfg.out).exists():
+        if not (Path(cfg.out) / StoreFiles.BUILD_CONFIG).exists():
+            # Never delete a directory that build-store did not make, whatever --out names.
+            raise BuildError(f"--overwrite: {cfg.out} is not a store made by build-store; refusing to delete it")
         shutil.rmtree(cfg.out)
     roi_attrs = dict(roi_record)
     if cfg.roi == "sam":
