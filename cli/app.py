@@ -77,7 +77,10 @@ def build_store_cmd(
         str, typer.Option("--dataset", "-d", help="demo, a MedMNIST flag, isic2019, kvasir, folder, npz.")
     ] = "demo",
     data_dir: Annotated[
-        str | None, typer.Option(help="Where the dataset's files are (default: <workspace>/data/<dataset>; a file for --dataset npz).")
+        str | None,
+        typer.Option(
+            help="Where the dataset's files are (default: <workspace>/data/<dataset>; a file for --dataset npz)."
+        ),
     ] = None,
     size: Annotated[int, typer.Option(help="MedMNIST resolution: 28, 64, 128 or 224.")] = 28,
     download: Annotated[bool, typer.Option(help="Download a MedMNIST subset first (needs internet).")] = False,

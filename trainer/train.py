@@ -155,6 +155,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     total_steps = cfg.epochs * steps_per_epoch
 
     # --- model: backbone for this stage, wrapped by the SSL method -------------------------------------------------
+    for init in (cfg.init_visual, cfg.init_topo):
+        if init:  # stages 1 and 2 may have run on another copy of the data, never on another kind of store
+            check_store_compatible(load_checkpoint(init)["store"], store, same_data=False)
     backbone = build_backbone(cfg, g)
     method = build_method(cfg.method, backbone, backbone.feat_dim, **cfg.method_options).to(device)
     model: nn.Module = method

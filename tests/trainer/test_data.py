@@ -141,3 +141,14 @@ def test_collated_batches_equal_default_collate_of_the_samples(small_store, spli
                 assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
             else:
                 assert a[k] == b[k], k
+
+
+def test_a_packed_store_streams_like_the_directory(small_store, tmp_path):
+    from topo.store_schema.pack import pack_store
+
+    packed = tmp_path / "demo.zip"
+    pack_store(small_store, packed)
+    kw = dict(splits="val", batch_size=8, shuffle=False, drop_last=False, rank=0, world_size=1, collate=True)
+    a = next(iter(make_loader(StoreDataset(str(small_store), **kw))))
+    b = next(iter(make_loader(StoreDataset(str(packed), **kw))))
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["pd_h1"], b["pd_h1"])
