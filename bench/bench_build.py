@@ -11,7 +11,8 @@ Runs, each on the same file and each timed without interpreter and Ray start-up:
   Otsu → GUDHI → write the chunk and its manifest part), then nothing else;
 * ``loop (no write)``: the same without the Zarr/Parquet writes (``chunk.prepare`` + ``topk_diagrams``);
 * ``ray N``: ``topo.pipeline.job.build_store`` in a fresh process that started a local Ray with ``num_cpus=N``
-  (the Ray start, including starting one warm worker process per CPU, is reported separately), including the driver's finalisation (manifest, checksums, fingerprint).
+  (the Ray start, including starting one warm worker process per CPU, is reported separately), including the
+  driver's finalisation (manifest, checksums, fingerprint).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_build.py --n 2000
 """
