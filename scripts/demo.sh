@@ -19,7 +19,7 @@ $BIN/topo calibrate-aug --workspace "$WS" --samples 96 --num-cpus "$CPUS" --no-p
 echo "== 3/4 train: BYOL, stages visual → topo → joint, seeds: $SEEDS"
 for seed in $SEEDS; do
   $BIN/topo train --workspace "$WS" --method byol --stage all --seed "$seed" \
-    --backbone resnet18 --no-small-input --topo-width 128 --epochs 3 --batch-size 64 --warmup-epochs 1 \
+    --backbone resnet18 --no-small-input --topo-width 64 --epochs 2 --batch-size 64 --warmup-epochs 1 \
     --lr 2e-3 --num-workers 0 --monitor-every 0 --no-progress --resume \
     --method-option proj_hidden_dim=512 --method-option pred_hidden_dim=512 --method-option proj_dim=128
 done
