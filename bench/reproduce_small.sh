@@ -2,6 +2,7 @@
 # Small-scale reproduction on CPU: baseline (stage-1 encoder) vs TopoCL (fused encoder), BYOL and SimCLR,
 # 5 pretraining seeds, linear probe (selection on val, test once), paired t-test. ResNet-18 with its standard stem at
 # 28², topology encoder width 128 (the paper: ResNet-50 at 224², width 384, 150 epochs) — what two CPU cores allow.
+# (The results in bench/RESULTS.md were produced before --topo-width was passed through, i.e. at width 384.)
 #   bash bench/reproduce_small.sh [DATASET] [EPOCHS]      (DATASET: breastmnist | pneumoniamnist; data in ../shared/data)
 set -euo pipefail
 BIN=${BIN:-.venv/bin}

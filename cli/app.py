@@ -425,6 +425,7 @@ def train_cmd(
         monitor_every=monitor_every,
         pairing=pairing,
         topo_views=topo_views,
+        topo_width=topo_width,
         self_attention=self_attention,
         cross_attention=cross_attention,
         hierarchical=hierarchical,
