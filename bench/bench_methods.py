@@ -9,9 +9,13 @@ On a GPU: ``--device cuda --backbone resnet50 --size 224 --batch 256`` (the pape
 from __future__ import annotations
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_topocl_overhead import step_time
 
 from topo.trainer.data import StoreDataset, make_loader
 from topo.trainer.methods import METHODS, build_method
@@ -38,26 +42,14 @@ def main() -> None:
         torch.manual_seed(0)
         enc = VisualEncoder(args.backbone, in_chans=images.shape[1], small_input=False)
         method = build_method(name, enc, enc.feat_dim).to(dev)
-        opt = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=1e-3)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
-        times = []
-        for step in range(args.steps + 1):
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            v1 = {"image": augment(images, VIEW1, size=args.size, generator=step_generator(0, step, 0, dev))}
-            v2 = {"image": augment(images, VIEW2, size=args.size, generator=step_generator(0, step, 1, dev))}
-            with autocast:
-                out = method(v1, v2)
-            opt.zero_grad()
-            out.loss.backward()
-            opt.step()
-            method.on_step_end(step, 1000)
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            if step:  # the first step pays for allocation and kernel selection
-                times.append(time.perf_counter() - t0)
-        ms = 1000 * sum(times) / len(times)
+
+        def views(step: int, method=method) -> tuple[dict, dict]:
+            return (
+                {"image": augment(images, VIEW1, size=args.size, generator=step_generator(0, step, 0, dev))},
+                {"image": augment(images, VIEW2, size=args.size, generator=step_generator(0, step, 1, dev))},
+            )
+
+        ms = 1000 * step_time(method, views, args.steps, dev)
         print(f"| {name} | {ms:,.0f} | {args.batch / ms * 1000:,.1f} | |")
 
 
