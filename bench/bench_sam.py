@@ -30,17 +30,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from tiles import real_tiles  # noqa: E402
 
-from topo.pipeline.roi.sam import SAM_MODELS, SamRoi  # noqa: E402
+from topo.pipeline.roi.sam import SAM_MODELS, SamRoi, save_tiny_test_checkpoint  # noqa: E402
 
 
 def tiny_checkpoint(folder: Path) -> Path:
-    from segment_anything.build_sam import _build_sam
-
-    torch.manual_seed(0)
-    sam = _build_sam(encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=1, encoder_global_attn_indexes=[0])
-    path = folder / "sam_tiny_random.pth"
-    torch.save(sam.state_dict(), path)
-    return path
+    return save_tiny_test_checkpoint(folder / "sam_tiny_random.pth")
 
 
 def measure(roi: SamRoi, images: np.ndarray) -> tuple[float, int, int]:

@@ -5,22 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from ph_reference import reference_topk
 
 from topo.pipeline.job import BuildConfig, build_store
+from topo.pipeline.roi.sam import save_tiny_test_checkpoint
 from topo.store_schema import open_store
 
 
 def save_tiny_sam(folder: Path) -> Path:
     """segment-anything's own builder, one block of width 32, seeded random weights, saved as a state dict."""
-    from segment_anything.build_sam import _build_sam
-
-    torch.manual_seed(0)
-    sam = _build_sam(encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=1, encoder_global_attn_indexes=[0])
-    path = folder / "sam_tiny_random.pth"
-    torch.save(sam.state_dict(), path)
-    return path
+    return save_tiny_test_checkpoint(folder / "sam_tiny_random.pth")
 
 
 def build_with_sam(shared_data, out, ckpt, *, limit, chunk_size, **sam):

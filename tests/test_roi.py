@@ -6,23 +6,22 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from ph_reference import skimage_tiles
 
 from topo.pipeline.roi import ROI_NAMES, NoRoi, OtsuRoi, make_roi
-from topo.pipeline.roi.sam import SAM_CHECKPOINT_ENV, SamRoi, file_digests, resolve_checkpoint
+from topo.pipeline.roi.sam import (
+    SAM_CHECKPOINT_ENV,
+    SamRoi,
+    file_digests,
+    resolve_checkpoint,
+    save_tiny_test_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")
 def tiny_sam_checkpoint(tmp_path_factory):
     """segment-anything's own builder, 1 block of width 32, random weights (seeded), saved as a state dict."""
-    from segment_anything.build_sam import _build_sam
-
-    torch.manual_seed(0)
-    sam = _build_sam(encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=1, encoder_global_attn_indexes=[0])
-    path = tmp_path_factory.mktemp("sam") / "sam_tiny_random.pth"
-    torch.save(sam.state_dict(), path)
-    return path
+    return save_tiny_test_checkpoint(tmp_path_factory.mktemp("sam") / "sam_tiny_random.pth")
 
 
 @pytest.fixture(scope="module")

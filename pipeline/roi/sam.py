@@ -53,6 +53,14 @@ def _builders() -> dict[str, Any]:
 SAM_MODELS = ("vit_h", "vit_l", "vit_b", "vit_tiny_test")
 
 
+def save_tiny_test_checkpoint(path: str | os.PathLike[str], *, seed: int = 0) -> Path:
+    """Write a seeded random-weight ``vit_tiny_test`` SAM state dict (for tests and CPU benchmarks of the code path)."""
+    torch.manual_seed(seed)
+    out = Path(path)
+    torch.save(_builders()["vit_tiny_test"](checkpoint=None).state_dict(), out)
+    return out
+
+
 def file_digests(path: Path) -> dict[str, str]:
     md5, sha = hashlib.md5(), hashlib.sha256()
     with path.open("rb") as f:
