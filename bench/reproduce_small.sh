@@ -2,12 +2,13 @@
 # Small-scale reproduction on CPU: baseline (stage-1 encoder) vs TopoCL (fused encoder), BYOL and SimCLR,
 # 5 pretraining seeds, linear probe (selection on val, test once), paired t-test. ResNet-18 with its standard stem at
 # 28², topology encoder width 128 (the paper: ResNet-50 at 224², width 384, 150 epochs) — what two CPU cores allow.
-# (The results in bench/RESULTS.md were produced before --topo-width was passed through, i.e. at width 384.)
 #   bash bench/reproduce_small.sh [DATASET] [EPOCHS]      (DATASET: breastmnist | pneumoniamnist; data in ../shared/data)
+# WARMUP (epochs of linear warm-up, default 2) should stay well below EPOCHS.
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 DATASET=${1:-breastmnist}
 EPOCHS=${2:-15}
+WARMUP=${WARMUP:-2}
 DATA_DIR=${DATA_DIR:-../shared/data}
 WS=${REPRO_WORKSPACE:-bench/.repro-workspace}
 SEEDS=${SEEDS:-0 1 2 3 4}
@@ -21,7 +22,7 @@ for method in $METHODS; do
   [ "$method" = byol ] && heads+=(--method-option pred_hidden_dim=512)
   for seed in $SEEDS; do
     $BIN/topo train --dataset "$DATASET" --workspace "$WS" --method "$method" --stage all --seed "$seed" \
-      --backbone resnet18 --no-small-input --topo-width 128 --epochs "$EPOCHS" --batch-size 64 --warmup-epochs 2 \
+      --backbone resnet18 --no-small-input --topo-width 128 --epochs "$EPOCHS" --batch-size 64 --warmup-epochs "$WARMUP" \
       --lr 2e-3 --num-workers 0 --monitor-every 0 --no-progress --resume "${heads[@]}"
   done
   $BIN/topo eval --dataset "$DATASET" --workspace "$WS" --method "$method" --seeds "$(echo $SEEDS | tr ' ' ',')"

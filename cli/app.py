@@ -102,6 +102,9 @@ def build_store_cmd(
     ] = False,
     superlevel: Annotated[bool, typer.Option(help="Superlevel filtration (bright structures first).")] = False,
     chunk_size: Annotated[int, typer.Option(help="Samples per chunk (the unit of work and of resume).")] = 64,
+    image_codec: Annotated[
+        str, typer.Option(help="Pixel codec: lz4 (fast to read, default) or zstd (smaller, for archiving).")
+    ] = "lz4",
     address: Annotated[str | None, typer.Option(help="Join a Ray cluster: auto or HOST:PORT.")] = None,
     num_cpus: Annotated[int | None, typer.Option(help="CPUs for a local Ray (default: all).")] = None,
     num_gpus: Annotated[int | None, typer.Option(help="GPUs for a local Ray.")] = None,
@@ -141,6 +144,7 @@ def build_store_cmd(
         roi_params=roi_params,
         filtration=FiltrationSpec(direction="superlevel" if superlevel else "sublevel", full_diagrams=full_diagrams),
         chunk_size=chunk_size,
+        image_codec=image_codec,
         resources=RayResources(address=address, num_cpus=num_cpus, num_gpus=num_gpus),
         strict=strict,
         overwrite=overwrite,
@@ -210,7 +214,7 @@ def store_info(
     t.add_row(
         "samples",
         f"{g.get('num_samples')} × {g.get('height')}×{g.get('width')}×{g.get('channels')}, "
-        f"chunks of {g.get('chunk_size')}",
+        f"chunks of {g.get('chunk_size')}; pixels {d['codecs']['images']}, tables {d['codecs']['labels']}",
     )
     for k, v in d.get("counts", {}).items():
         t.add_row(k.replace("_", " "), ", ".join(f"{a}: {b}" for a, b in v.items()))
@@ -370,7 +374,13 @@ def train_cmd(
     seed: Annotated[int, typer.Option(help="Pretraining seed.")] = 0,
     image_size: Annotated[int | None, typer.Option(help="Training resolution (default: the store's).")] = None,
     small_input: Annotated[bool | None, typer.Option(help="3×3 stem without max-pool (default: on for ≤ 64²).")] = None,
-    num_workers: Annotated[int, typer.Option(help="DataLoader workers (topology views are computed there).")] = 2,
+    num_workers: Annotated[
+        int | None,
+        typer.Option(
+            help="DataLoader workers (default: none for the visual stage, whose batches are read ahead on threads; "
+            "2 for the topology stages, whose views are computed in them)."
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     max_steps: Annotated[int | None, typer.Option(help="Stop each stage after N steps (short runs).")] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,

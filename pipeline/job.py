@@ -28,7 +28,16 @@ from topo.pipeline.provenance import now, versions
 from topo.pipeline.ray_runtime import RayResources, cluster_cpus, cluster_gpus, ensure_ray
 from topo.pipeline.roi import ROI_NAMES
 from topo.pipeline.sources import SampleRecord, Source, get_source
-from topo.store_schema import SCHEMA_VERSION, Geometry, Store, StoreFiles, create_store, open_store
+from topo.store_schema import (
+    DEFAULT_IMAGE_CODEC,
+    IMAGE_CODECS,
+    SCHEMA_VERSION,
+    Geometry,
+    Store,
+    StoreFiles,
+    create_store,
+    open_store,
+)
 from topo.store_schema.fingerprint import fingerprint
 from topo.store_schema.store import write_table_atomic
 
@@ -55,6 +64,7 @@ class BuildConfig:
     roi_params: dict[str, Any] = field(default_factory=dict)
     filtration: FiltrationSpec = field(default_factory=FiltrationSpec)
     chunk_size: int = 64
+    image_codec: str = DEFAULT_IMAGE_CODEC  # a key of topo.store_schema.IMAGE_CODECS
     resources: RayResources = field(default_factory=RayResources)
     strict: bool = False
     overwrite: bool = False
@@ -132,6 +142,8 @@ def build_store(cfg: BuildConfig, console: Console | None = None) -> BuildSummar
 
     t0 = time.perf_counter()
     console = console or Console(stderr=True)
+    if cfg.image_codec not in IMAGE_CODECS:
+        raise ValueError(f"unknown image codec {cfg.image_codec!r}; valid: {', '.join(IMAGE_CODECS)}")
     source = get_source(cfg.dataset, data_dir=cfg.data_dir, size=cfg.size, download=cfg.download, seed=cfg.split_seed)
     info = source.info()
     records = source.records()
@@ -149,6 +161,7 @@ def build_store(cfg: BuildConfig, console: Console | None = None) -> BuildSummar
         "limit": cfg.limit,
         "geometry": {k: v for k, v in geometry.to_json().items() if k != "chunk_size"},
         "chunk_size": geometry.chunk_size,
+        "image_codec": cfg.image_codec,
         "roi": roi_record,
         "persistence": cfg.filtration.to_json(),
     }
@@ -170,7 +183,7 @@ def build_store(cfg: BuildConfig, console: Console | None = None) -> BuildSummar
         "provenance": {"created": now(), "versions": versions()},
         "calibration": None,
     }
-    store = create_store(cfg.out, geometry, attrs, build_config=build_config)
+    store = create_store(cfg.out, geometry, attrs, build_config=build_config, image_codec=cfg.image_codec)
     if info.non_commercial:
         console.print(f"[yellow]note:[/] {info.name} is licensed {info.license}: non-commercial use only.")
     if store.is_complete:
@@ -341,7 +354,9 @@ def _finalize(store: Store, build_config: dict[str, Any], g: Geometry) -> str:
         strict=True,
     )
     # Chunk size is layout, not content (the fingerprint's documented contract): same data, same fingerprint.
-    fp = fingerprint({k: v for k, v in build_config.items() if k != "chunk_size"}, rows)
+    # How the samples are laid out (chunking, codec) is not what they are: a re-chunked or re-encoded store keeps its
+    # identity.
+    fp = fingerprint({k: v for k, v in build_config.items() if k not in ("chunk_size", "image_codec")}, rows)
     write_table_atomic(root / StoreFiles.MANIFEST, manifest)
     write_table_atomic(root / StoreFiles.CHECKSUMS, sums.sort_by([("array", "ascending"), ("chunk", "ascending")]))
     status = Counter(manifest["status"].to_pylist())

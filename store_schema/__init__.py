@@ -8,6 +8,8 @@ from topo.store_schema.errors import StoreError, StoreIncompleteError, StoreVers
 from topo.store_schema.layout import (
     ARRAYS,
     CHUNK_ARRAYS,
+    DEFAULT_IMAGE_CODEC,
+    IMAGE_CODECS,
     SCHEMA_VERSION,
     ArraySpec,
     Geometry,
@@ -20,6 +22,8 @@ from topo.store_schema.store import Store, create_store, open_store
 __all__ = [
     "ARRAYS",
     "CHUNK_ARRAYS",
+    "DEFAULT_IMAGE_CODEC",
+    "IMAGE_CODECS",
     "MANIFEST_SCHEMA",
     "SCHEMA_VERSION",
     "ArraySpec",

@@ -15,11 +15,15 @@ import pyarrow.parquet as pq
 import zarr
 
 from topo.store_schema.errors import StoreError, StoreIncompleteError, StoreVersionError
-from topo.store_schema.layout import ARRAYS, ATTRS_KEY, SCHEMA_VERSION, Geometry, StoreFiles
+from topo.store_schema.layout import ARRAYS, ATTRS_KEY, DEFAULT_IMAGE_CODEC, SCHEMA_VERSION, Geometry, StoreFiles
 from topo.store_schema.location import Location
 from topo.store_schema.manifest import MANIFEST_SCHEMA
 
 REQUIRED_ATTRS = ("schema_version", "dataset", "geometry", "persistence", "roi", "build", "provenance")
+
+
+def _codec_names(array: zarr.Array) -> str:
+    return " ".join(c.cname.value if hasattr(c, "cname") else type(c).__name__ for c in array.compressors)
 
 
 def _major(version: str) -> int:
@@ -228,6 +232,7 @@ class Store:
             "build": a.get("build", {}),
             "provenance": a.get("provenance", {}),
             "calibration": a.get("calibration"),
+            "codecs": {name: _codec_names(self.array(name)) for name in ("images", "labels")},
         }
         if self.is_complete and self.location.exists(StoreFiles.MANIFEST):
             m = self.read_table(StoreFiles.MANIFEST).select(["split", "status"]).to_pandas()
@@ -263,11 +268,12 @@ def create_store(
     attrs: Mapping[str, Any],
     *,
     build_config: Mapping[str, Any],
+    image_codec: str = DEFAULT_IMAGE_CODEC,
 ) -> Store:
     """Create an empty store (arrays, attributes, build config), or reopen one whose build used the same config.
 
-    The build config is everything that determines the store's content; a second build with the same config
-    resumes, one with another config is refused.
+    The build config is everything that determines the store's content (and how it is laid out: chunk size, image
+    codec); a second build with the same config resumes, one with another config is refused.
     """
     root = Path(path)
     cfg_path = root / StoreFiles.BUILD_CONFIG
@@ -292,7 +298,7 @@ def create_store(
             shape=spec.shape(geometry),
             chunks=spec.chunks(geometry),
             dtype=spec.dtype,
-            compressors=[spec.codec()],
+            compressors=[spec.codec(image_codec)],
             fill_value=spec.fill_value,
         )
     full = {

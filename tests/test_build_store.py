@@ -177,9 +177,13 @@ def test_interrupted_build_resumes_to_identical_arrays(reference_320, shared_dat
 
 def test_fingerprint_follows_content_not_layout(reference_320, shared_data, tmp_path):
     ref, ref_summary = reference_320
-    other_chunks = build_store(_cfg(shared_data, tmp_path / "c32.zarr", limit=320, chunk_size=32))
+    other_layout = _cfg(shared_data, tmp_path / "c32.zarr", limit=320, chunk_size=32, image_codec="zstd")
+    other_chunks = build_store(other_layout)
     assert other_chunks.chunks_computed == 10
-    assert other_chunks.fingerprint == ref_summary.fingerprint  # chunking is layout
+    assert other_chunks.fingerprint == ref_summary.fingerprint  # chunking and codec are layout
+    assert open_store(ref).array("images").compressors[0].cname.value == "lz4"
+    assert open_store(tmp_path / "c32.zarr").array("images").compressors[0].cname.value == "zstd"
+    assert open_store(tmp_path / "c32.zarr").array("labels").compressors[0].cname.value == "zstd"
     a, b = _arrays(ref), _arrays(tmp_path / "c32.zarr")
     for name in ARRAYS:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)

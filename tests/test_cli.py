@@ -143,6 +143,8 @@ def test_bad_dataset_arguments_are_explained(tmp_path):
     )
     res = topo("build-store", "--dataset", "octmnist", "--size", "224", "--data-dir", tmp_path, "--no-progress")
     assert res.exit_code == 2 and "octmnist_224.npz" in res.output
+    res = topo("build-store", "--dataset", "demo", "--out", tmp_path / "x.zarr", "--image-codec", "gzip")
+    assert res.exit_code == 2 and "unknown image codec 'gzip'; valid: lz4, zstd" in res.output
     assert not (tmp_path / "x.zarr").exists()
 
 

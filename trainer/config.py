@@ -32,7 +32,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_epochs: float = 10.0
     seed: int = 0
-    num_workers: int = 2
+    num_workers: int | None = None  # None: 0 for the visual stage, 2 when topology views are made per sample
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     checkpoint_every: int = 500  # steps

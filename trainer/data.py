@@ -23,8 +23,8 @@ uint8), ``roi_mask`` (H×W uint8), ``label``, ``index``, ``sample_id``, ``pd_h0`
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -95,7 +95,10 @@ class StoreDataset(IterableDataset):
         expect_fingerprint: refuse a store whose fingerprint differs (a checkpoint's store, say).
         collate: yield whole collated batches (what ``default_collate`` would make of the samples) instead of
             samples; without a transform they are read with one vectorised copy per chunk, several times faster,
-            and the DataLoader then moves one tensor per batch between processes.
+            and the DataLoader then moves one tensor per batch between processes. Collated images are N×C×H×W
+            views of the stored channels-last rows (``torch.channels_last`` memory format), not copies.
+        readahead: chunks read ahead of the batch being served, per process (0: read on first use).
+        read_threads: threads reading ahead, per process (chunk decoding releases the GIL).
     """
 
     def __init__(
@@ -114,10 +117,14 @@ class StoreDataset(IterableDataset):
         keys: Sequence[str] = SAMPLE_KEYS,
         expect_fingerprint: str | None = None,
         collate: bool = False,
+        readahead: int = 8,
+        read_threads: int = 2,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if readahead < 0 or read_threads < 0:
+            raise ValueError(f"readahead and read_threads must be >= 0, got {readahead} and {read_threads}")
         unknown = [k for k in keys if k not in SAMPLE_KEYS]
         if unknown:
             raise ValueError(f"unknown sample keys {unknown}; valid: {', '.join(SAMPLE_KEYS)}")
@@ -130,6 +137,7 @@ class StoreDataset(IterableDataset):
         self.rank = get_rank() if rank is None else rank
         self.world_size = get_world_size() if world_size is None else world_size
         self.transform, self.keys, self.collate = transform, tuple(keys), collate
+        self.readahead, self.read_threads = readahead, read_threads
         st = open_store(self.store_path)
         st.validate()
         if expect_fingerprint is not None and st.fingerprint != expect_fingerprint:
@@ -180,23 +188,36 @@ class StoreDataset(IterableDataset):
         wid, nw = (info.id, info.num_workers) if info else (0, 1)
         if self._store is None:
             self._store = open_store(self.store_path)
-            self._cache = _ChunkCache(self._store, self.geometry.chunk_size, capacity=self.shuffle_window + 2)
             self._ids = self._sample_ids() if "sample_id" in self.keys else None
         if hasattr(self.transform, "set_epoch"):
             self.transform.set_epoch(self.epoch)  # type: ignore[union-attr]
         batches = self.batches()
-        for b in range(self._skip + wid, len(batches), nw):
-            if self.collate:
-                yield self._batch(batches[b])
-                continue
-            for idx in batches[b]:
-                sample = self._sample(int(idx))
-                yield self.transform(sample) if self.transform else sample
+        mine = [batches[b] for b in range(self._skip + wid, len(batches), nw)]
+        names = [_ARRAY_FOR_KEY[k] for k in self.keys if k in _ARRAY_FOR_KEY]
+        reader = _ChunkReader(
+            {n: self._store.array(n) for n in names},
+            self.geometry.chunk_size,
+            mine,
+            readahead=self.readahead,
+            threads=self.read_threads,
+        )
+        try:
+            for b, idxs in enumerate(mine):
+                reader.advance(b)
+                if self.collate:
+                    yield self._batch(reader, idxs)
+                else:
+                    for idx in idxs:
+                        sample = self._sample(reader, int(idx))
+                        yield self.transform(sample) if self.transform else sample
+                reader.release(b)
+        finally:
+            reader.close()
 
-    def _batch(self, idxs: np.ndarray) -> dict[str, Any]:
+    def _batch(self, reader: _ChunkReader, idxs: np.ndarray) -> dict[str, Any]:
         """One collated batch, equal to ``default_collate`` of the samples, read without per-sample Python."""
         if self.transform is not None:
-            return default_collate([self.transform(self._sample(int(i))) for i in idxs])
+            return default_collate([self.transform(self._sample(reader, int(i))) for i in idxs])
         out: dict[str, Any] = {}
         for key in self.keys:
             if key == "index":
@@ -204,9 +225,11 @@ class StoreDataset(IterableDataset):
             elif key == "sample_id":
                 out[key] = [str(s) for s in self._ids[idxs]]  # type: ignore[index]
             else:
-                v = self._cache.gather(_ARRAY_FOR_KEY[key], idxs)
+                v = reader.gather(_ARRAY_FOR_KEY[key], idxs)
                 if key == "image":
-                    out[key] = torch.from_numpy(np.ascontiguousarray(v.transpose(0, 3, 1, 2)))
+                    # N×C×H×W over the channels-last rows, not a copy: what torch calls channels_last memory format,
+                    # the layout convolutions prefer under mixed precision anyway.
+                    out[key] = torch.from_numpy(v).permute(0, 3, 1, 2)
                 elif key in ("roi_mask", "pd_h0", "pd_h1"):
                     out[key] = torch.from_numpy(v)
                 else:
@@ -217,7 +240,7 @@ class StoreDataset(IterableDataset):
         assert self._store is not None
         return np.asarray(self._store.read_table(StoreFiles.MANIFEST).column("sample_id").to_pylist(), dtype=object)
 
-    def _sample(self, idx: int) -> dict[str, Any]:
+    def _sample(self, reader: _ChunkReader, idx: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key in self.keys:
             if key == "index":
@@ -225,7 +248,7 @@ class StoreDataset(IterableDataset):
             elif key == "sample_id":
                 out[key] = str(self._ids[idx])  # type: ignore[index]
             else:
-                v = self._cache.get(_ARRAY_FOR_KEY[key], idx)
+                v = reader.row(_ARRAY_FOR_KEY[key], idx)
                 if key == "image":
                     v = torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1)))
                 elif key in ("roi_mask", "pd_h0", "pd_h1"):
@@ -236,38 +259,74 @@ class StoreDataset(IterableDataset):
         return out
 
 
-class _ChunkCache:
-    """Decoded chunks of each array, least recently used dropped first: one decode serves a whole chunk."""
+class _ChunkReader:
+    """The chunks a known sequence of batches needs, read ahead on a thread pool and dropped after their last use.
 
-    def __init__(self, store: Store, chunk_size: int, capacity: int) -> None:
-        self.store, self.chunk_size, self.capacity = store, chunk_size, capacity
-        self.arrays: dict[str, Any] = {}
-        self.blocks: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+    An epoch's batches are fixed before it starts, so chunks are requested in order of first use up to ``readahead``
+    chunks beyond the batch being served: decoding (which releases the GIL) overlaps the training step on a local
+    disk, and request latency is hidden on a remote store. ``readahead=0`` reads each chunk when it is first needed.
+    """
 
-    def get(self, name: str, idx: int) -> np.ndarray:
-        c = idx // self.chunk_size
-        key = (name, c)
-        block = self.blocks.get(key)
-        if block is None:
-            arr = self.arrays.get(name) or self.arrays.setdefault(name, self.store.array(name))
-            block = arr[c * self.chunk_size : (c + 1) * self.chunk_size]
-            self.blocks[key] = block
-            if len(self.blocks) > self.capacity * max(1, len(self.arrays)):
-                self.blocks.popitem(last=False)
-        else:
-            self.blocks.move_to_end(key)
-        return block[idx - c * self.chunk_size]
+    def __init__(
+        self, arrays: dict[str, Any], chunk_size: int, batches: list[np.ndarray], *, readahead: int, threads: int
+    ) -> None:
+        self.arrays, self.chunk_size, self.readahead = arrays, chunk_size, readahead
+        self.schedule: list[int] = []  # chunks in order of first use
+        self.needs: list[int] = []  # per batch: position in the schedule of the last chunk it needs
+        self.last_use: dict[int, int] = {}
+        seen: dict[int, int] = {}
+        for b, idxs in enumerate(batches):
+            for c in dict.fromkeys((idxs // chunk_size).tolist()):
+                if c not in seen:
+                    seen[c] = len(self.schedule)
+                    self.schedule.append(c)
+                self.last_use[c] = b
+            self.needs.append(max(seen[c] for c in (idxs // chunk_size).tolist()) if len(idxs) else -1)
+        self.submitted = 0
+        self.pool = ThreadPoolExecutor(max_workers=threads) if readahead > 0 and threads > 0 else None
+        self.chunks: dict[tuple[str, int], Future | np.ndarray] = {}
+
+    def _read(self, name: str, c: int) -> np.ndarray:
+        return self.arrays[name][c * self.chunk_size : (c + 1) * self.chunk_size]
+
+    def advance(self, b: int) -> None:
+        """Request every chunk batch ``b`` needs, and ``readahead`` more."""
+        until = min(len(self.schedule), self.needs[b] + 1 + (self.readahead if self.pool else 0))
+        for c in self.schedule[self.submitted : until]:
+            for name in self.arrays:
+                self.chunks[(name, c)] = self.pool.submit(self._read, name, c) if self.pool else self._read(name, c)
+        self.submitted = max(self.submitted, until)
+
+    def release(self, b: int) -> None:
+        """Drop the chunks whose last use was batch ``b``."""
+        for c in self.schedule[: self.submitted]:
+            if self.last_use[c] == b:
+                for name in self.arrays:
+                    self.chunks.pop((name, c), None)
+
+    def block(self, name: str, c: int) -> np.ndarray:
+        block = self.chunks[(name, c)]
+        if isinstance(block, Future):
+            block = self.chunks[(name, c)] = block.result()
+        return block
+
+    def row(self, name: str, idx: int) -> np.ndarray:
+        return self.block(name, idx // self.chunk_size)[idx % self.chunk_size]
 
     def gather(self, name: str, idxs: np.ndarray) -> np.ndarray:
         """Rows ``idxs`` of an array, one fancy-indexing copy per chunk touched."""
-        first = self.get(name, int(idxs[0]))
-        out = np.empty((len(idxs), *first.shape), dtype=first.dtype)
         chunks = idxs // self.chunk_size
+        first = self.block(name, int(chunks[0]))
+        out = np.empty((len(idxs), *first.shape[1:]), dtype=first.dtype)
         for c in np.unique(chunks):
             pos = np.flatnonzero(chunks == c)
-            self.get(name, int(idxs[pos[0]]))  # loads the chunk into the cache
-            out[pos] = self.blocks[(name, int(c))][idxs[pos] - c * self.chunk_size]
+            out[pos] = self.block(name, int(c))[idxs[pos] - c * self.chunk_size]
         return out
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        self.chunks.clear()
 
 
 def make_loader(dataset: StoreDataset, *, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:

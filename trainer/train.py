@@ -149,6 +149,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
         keys=keys,
         collate=True,
     )
+    # Whole batches need no worker processes: the store is read ahead on threads in this process, and moving batches
+    # between processes would cost more than reading them (bench/RESULTS.md, loader). Per-sample topology views do.
+    workers = cfg.num_workers if cfg.num_workers is not None else (0 if transform is None else 2)
     steps_per_epoch = len(dataset)
     if steps_per_epoch == 0:
         raise ValueError(f"the train split has fewer samples than one batch of {local_batch} per rank")
@@ -255,7 +258,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
         bar = progress.add_task("train", total=stop_at, completed=step, loss="-", rate="-")
         while step < stop_at:
             dataset.load_state_dict({"epoch": epoch, "batches_done": batches_done, "seed": cfg.seed})
-            loader = make_loader(dataset, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+            loader = make_loader(dataset, num_workers=workers, pin_memory=device.type == "cuda")
             for batch in loader:
                 method.train()
                 v1, v2 = make_views(batch, cfg, step, size, device)

@@ -152,3 +152,51 @@ def test_a_packed_store_streams_like_the_directory(small_store, tmp_path):
     a = next(iter(make_loader(StoreDataset(str(small_store), **kw))))
     b = next(iter(make_loader(StoreDataset(str(packed), **kw))))
     assert torch.equal(a["image"], b["image"]) and torch.equal(a["pd_h1"], b["pd_h1"])
+
+
+@pytest.mark.parametrize(("readahead", "threads", "workers"), [(0, 0, 0), (3, 1, 0), (16, 2, 2)])
+def test_read_ahead_does_not_change_the_stream(small_store, readahead, threads, workers):
+    kw = dict(splits="train", batch_size=24, seed=7, rank=0, world_size=1, keys=("index", "image", "label"))
+    ref = list(make_loader(StoreDataset(str(small_store), collate=True, readahead=0, read_threads=0, **kw)))
+    ds = StoreDataset(str(small_store), collate=True, readahead=readahead, read_threads=threads, **kw)
+    got = list(make_loader(ds, num_workers=workers))
+    assert len(got) == len(ref) > 0
+    for a, b in zip(ref, got, strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in kw["keys"])
+
+
+def test_chunks_are_read_ahead_and_dropped_after_their_last_use(small_store):
+    from topo.store_schema import open_store
+    from topo.trainer.data import _ChunkReader
+
+    ds = StoreDataset(str(small_store), splits="train", batch_size=16, seed=3, rank=0, world_size=1, shuffle_window=2)
+    batches = ds.batches()
+    chunk = ds.geometry.chunk_size
+    st = open_store(small_store)
+    reader = _ChunkReader({"labels": st.array("labels")}, chunk, batches, readahead=2, threads=2)
+    labels = st.array("labels")[:]
+    held = []
+    for b, idxs in enumerate(batches):
+        reader.advance(b)
+        needed = set((idxs // chunk).tolist())
+        assert needed <= {c for (_, c) in reader.chunks}  # requested before they are read
+        assert np.array_equal(reader.gather("labels", idxs), labels[idxs])
+        held.append(len(reader.chunks))
+        reader.release(b)
+    reader.close()
+    # A shuffle window of 2 chunks plus 2 read ahead: never the whole split in memory.
+    assert max(held) <= 2 * 2 + 2 < len(np.unique(ds.indices // chunk))
+    assert reader.submitted == len(reader.schedule)  # every chunk requested once
+
+
+def test_collated_images_are_channels_last_views(small_store):
+    ds = StoreDataset(str(small_store), splits="val", batch_size=8, rank=0, world_size=1, keys=("image",), collate=True)
+    img = next(iter(make_loader(ds)))["image"]
+    g = ds.geometry
+    assert img.shape == (8, g.channels, g.height, g.width)
+    assert img.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_negative_read_ahead_is_refused(small_store):
+    with pytest.raises(ValueError, match="readahead"):
+        StoreDataset(str(small_store), batch_size=4, readahead=-1)
