@@ -56,6 +56,17 @@ class TrainResult:
     monitors: dict[str, float]
 
 
+def loader_workers(requested: int | None, *, per_sample_views: bool) -> int:
+    """DataLoader workers for a stage: what was asked, else none for whole batches and 2 for per-sample views.
+
+    Whole batches are read ahead on threads in the training process; moving them between processes would cost more
+    than reading them (bench/RESULTS.md, loader). Topology views are computed per sample, which workers parallelise.
+    """
+    if requested is not None:
+        return requested
+    return 2 if per_sample_views else 0
+
+
 def _setup_distributed(cfg: TrainConfig) -> torch.device:
     """Torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; without them this is a single process."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
@@ -149,9 +160,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
         keys=keys,
         collate=True,
     )
-    # Whole batches need no worker processes: the store is read ahead on threads in this process, and moving batches
-    # between processes would cost more than reading them (bench/RESULTS.md, loader). Per-sample topology views do.
-    workers = cfg.num_workers if cfg.num_workers is not None else (0 if transform is None else 2)
+    workers = loader_workers(cfg.num_workers, per_sample_views=transform is not None)
     steps_per_epoch = len(dataset)
     if steps_per_epoch == 0:
         raise ValueError(f"the train split has fewer samples than one batch of {local_batch} per rank")

@@ -113,3 +113,13 @@ def test_three_stages_then_eval(calibrated_store, tmp_path):
     # Joint stage was initialised from stages 1 and 2: its checkpoint records them.
     ck = load_checkpoint(runs / "byol" / "joint-seed0" / "checkpoints" / "final.pt")
     assert ck["config"]["init_visual"].endswith("visual-seed0/checkpoints/final.pt")
+
+
+def test_workers_default_to_none_for_whole_batches_and_two_for_per_sample_views():
+    from topo.trainer.config import TrainConfig
+    from topo.trainer.train import loader_workers
+
+    assert TrainConfig(store="s", out_dir="o").num_workers is None
+    assert loader_workers(None, per_sample_views=False) == 0
+    assert loader_workers(None, per_sample_views=True) == 2
+    assert loader_workers(3, per_sample_views=False) == 3 and loader_workers(0, per_sample_views=True) == 0
