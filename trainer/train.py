@@ -275,6 +275,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
                     out = model(v1, v2)
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
+                method.before_optimizer_step(step, total_steps)
                 optimizer.step()
                 scheduler.step()
                 method.on_step_end(step, total_steps)

@@ -79,6 +79,7 @@ def train(method: nn.Module, v1: dict, v2: dict, steps: int, lr: float = 1e-3) -
         out = method(v1, v2)
         opt.zero_grad()
         out.loss.backward()
+        method.before_optimizer_step(step, steps)
         opt.step()
         method.on_step_end(step, steps)
         losses.append(out.metrics["loss"])

@@ -138,3 +138,35 @@ def test_registry_and_config_errors() -> None:
         build_method("dino", TinyConvNet(), FEAT, warmup_teacher_temp_frac=2)
     with pytest.raises(ValueError, match="teacher_temp must be > 0, got 0"):
         build_method("dino", TinyConvNet(), FEAT, teacher_temp=0)
+
+
+def test_gradients_are_clipped_per_parameter_and_prototypes_frozen_at_first() -> None:
+    torch.manual_seed(0)
+    method = build_method("dino", TinyConvNet(), FEAT, clip_grad=0.5, freeze_last_layer_frac=0.1, **SMALL)
+    v1, v2 = image_views(8, 0)
+
+    def grads_after(step: int) -> list[torch.Tensor | None]:
+        method.zero_grad(set_to_none=True)
+        (method(v1, v2).loss * 1e4).backward()  # large enough that every gradient exceeds the clip norm
+        method.before_optimizer_step(step, 100)
+        return [p.grad for p in (*method.backbone.parameters(), *method.head.parameters())]
+
+    early = grads_after(9)  # 9 < 0.1 · 100: the prototypes are still frozen
+    assert method.head.prototypes.grad is None
+    assert all(g.norm() <= 0.5 + 1e-5 for g in early if g is not None)
+    late = grads_after(10)
+    assert method.head.prototypes.grad is not None
+    norms = [float(g.norm()) for g in late if g is not None]
+    assert max(norms) == pytest.approx(0.5, rel=1e-4)  # clipped to the norm, not below it
+
+
+def test_clipping_can_be_switched_off() -> None:
+    torch.manual_seed(0)
+    method = build_method("dino", TinyConvNet(), FEAT, clip_grad=0.0, freeze_last_layer_frac=0.0, **SMALL)
+    v1, v2 = image_views(8, 0)
+    (method(v1, v2).loss * 1e4).backward()
+    before = [p.grad.clone() for p in method.backbone.parameters() if p.grad is not None]
+    method.before_optimizer_step(0, 100)
+    after = [p.grad for p in method.backbone.parameters() if p.grad is not None]
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert max(float(g.norm()) for g in after) > 0.5

@@ -9,6 +9,7 @@ Training-loop contract::
 
     out = method(view1, view2)          # or ddp_model(view1, view2)
     out.loss.backward()
+    method.before_optimizer_step(step, total_steps)  # gradient clipping, frozen layers
     optimizer.step()
     method.on_step_end(step, total_steps)   # step: 0-based index of the optimiser step just taken
 """
@@ -95,6 +96,9 @@ class SSLMethod(nn.Module, ABC):
         Returns:
             The loss, logging metrics and detached view-1 features.
         """
+
+    def before_optimizer_step(self, step: int, total_steps: int) -> None:
+        """Adjust the gradients of optimiser step ``step`` (0-based) before it is taken. Default: nothing to do."""
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """Update momentum encoders and schedules after optimiser step ``step`` (0-based) of ``total_steps``.

@@ -55,6 +55,9 @@ class DINOConfig:
             in ``[0, 1]`` (the paper: 30 of 100-300 epochs).
         center_momentum: EMA momentum of the teacher centre, in ``[0, 1]``.
         base_momentum: Teacher momentum at step 0, in ``[0, 1]``; cosine schedule to 1.0.
+        clip_grad: Clip each student parameter's gradient to this norm, as the paper's code does (3.0); 0 = off.
+        freeze_last_layer_frac: Fraction of training during which the prototypes get no update (the paper: the
+            first epoch of 100–300, "to stabilise training"), in ``[0, 1]``.
     """
 
     head_hidden_dim: int = 2048
@@ -69,6 +72,8 @@ class DINOConfig:
     warmup_teacher_temp_frac: float = 0.3
     center_momentum: float = 0.9
     base_momentum: float = 0.996
+    clip_grad: float = 3.0
+    freeze_last_layer_frac: float = 0.01
 
     def __post_init__(self) -> None:
         for name in ("head_hidden_dim", "bottleneck_dim", "out_dim", "head_num_layers"):
@@ -78,6 +83,9 @@ class DINOConfig:
         require_in_range("warmup_teacher_temp_frac", self.warmup_teacher_temp_frac, 0.0, 1.0)
         require_in_range("center_momentum", self.center_momentum, 0.0, 1.0)
         require_in_range("base_momentum", self.base_momentum, 0.0, 1.0)
+        require_in_range("freeze_last_layer_frac", self.freeze_last_layer_frac, 0.0, 1.0)
+        if self.clip_grad < 0:
+            raise ValueError(f"clip_grad must be >= 0, got {self.clip_grad}")
 
 
 class DINO(SSLMethod):
@@ -172,6 +180,18 @@ class DINO(SSLMethod):
             loss=loss, teacher_entropy=teacher_entropy, teacher_temp=self.teacher_temp, momentum=self.momentum
         )
         return MethodOutput(loss=loss, features=f1.detach(), metric_values=metric_values)
+
+    def before_optimizer_step(self, step: int, total_steps: int) -> None:
+        """Clip the student's gradients per parameter and hold the prototypes still early on (the paper's code)."""
+        if self.cfg.clip_grad > 0:
+            for p in (*self.backbone.parameters(), *self.head.parameters()):
+                if p.grad is not None:
+                    # Per parameter, as DINO's `clip_gradients`, not one global norm.
+                    torch.nn.utils.clip_grad_norm_(p, self.cfg.clip_grad)
+        if step < self.cfg.freeze_last_layer_frac * total_steps:
+            for p in (self.head.prototypes, self.head.prototype_scale):
+                if p is not None:
+                    p.grad = None  # no gradient: AdamW skips the parameter, weight decay included
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """EMA-update the teacher and set the teacher temperature for the next step (``step + 1``)."""
