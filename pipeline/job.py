@@ -39,6 +39,7 @@ from topo.store_schema import (
     open_store,
 )
 from topo.store_schema.fingerprint import fingerprint
+from topo.store_schema.lock import writer_lock
 from topo.store_schema.store import write_table_atomic
 
 DEFAULT_FILE_IMAGE_SIZE = 224
@@ -137,13 +138,17 @@ def _roi_spec(cfg: BuildConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def build_store(cfg: BuildConfig, console: Console | None = None) -> BuildSummary:
-    """Build (or resume building) the store described by ``cfg``."""
+    """Build (or resume building) the store described by ``cfg``, holding the store's writer lock meanwhile."""
+    if cfg.image_codec not in IMAGE_CODECS:
+        raise ValueError(f"unknown image codec {cfg.image_codec!r}; valid: {', '.join(IMAGE_CODECS)}")
+    with writer_lock(cfg.out, "build-store"):
+        return _build_store(cfg, console or Console(stderr=True))
+
+
+def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
     import time
 
     t0 = time.perf_counter()
-    console = console or Console(stderr=True)
-    if cfg.image_codec not in IMAGE_CODECS:
-        raise ValueError(f"unknown image codec {cfg.image_codec!r}; valid: {', '.join(IMAGE_CODECS)}")
     source = get_source(cfg.dataset, data_dir=cfg.data_dir, size=cfg.size, download=cfg.download, seed=cfg.split_seed)
     info = source.info()
     records = source.records()

@@ -24,6 +24,7 @@ from topo.pipeline.calibrate.grid_and_bands import DEFAULT_BANDS, DEFAULT_GRID, 
 from topo.pipeline.calibrate.tables import _ranges_from_json, derive_ranges, summarize
 from topo.pipeline.ray_runtime import RayResources
 from topo.store_schema import Store, StoreError, StoreFiles, open_store
+from topo.store_schema.lock import writer_lock
 from topo.store_schema.store import write_bytes_atomic, write_table_atomic
 
 DEFAULT_BLOCK_SIZE = 16
@@ -187,66 +188,67 @@ def run_calibration(
         "block_size": int(block_size),
     }
     config = json.loads(json.dumps(config))
-    _claim_config(store, root, config, overwrite)
+    with writer_lock(root, "calibrate-aug"):
+        _claim_config(store, root, config, overwrite)
 
-    bs = int(block_size)
-    blocks = [chosen[i : i + bs].tolist() for i in range(0, len(chosen), bs)]
-    n_cfg = len(combos) * len(grid_t)
-    done = {b for b in range(len(blocks)) if (root / _part_key(b)).exists()}
-    todo = [b for b in range(len(blocks)) if b not in done]
+        bs = int(block_size)
+        blocks = [chosen[i : i + bs].tolist() for i in range(0, len(chosen), bs)]
+        n_cfg = len(combos) * len(grid_t)
+        done = {b for b in range(len(blocks)) if (root / _part_key(b)).exists()}
+        todo = [b for b in range(len(blocks)) if b not in done]
 
-    evaluations = 0
-    if todo:  # a fully resumed run needs no Ray at all
-        evaluations = _run_blocks(root, blocks, todo, done, combos, grid_t, int(seed), bool(full_image),
-                                  resources, progress)
+        evaluations = 0
+        if todo:  # a fully resumed run needs no Ray at all
+            evaluations = _run_blocks(root, blocks, todo, done, combos, grid_t, int(seed), bool(full_image),
+                                      resources, progress)
 
-    deltas = pa.concat_tables([pq.read_table(root / _part_key(b)) for b in range(len(blocks))])
-    table = summarize(deltas, names, grid_t)
-    ranges_table, ranges_json = derive_ranges(table, bands_t)
-    write_table_atomic(root / StoreFiles.CALIBRATION_DELTAS, deltas)
-    write_table_atomic(root / StoreFiles.CALIBRATION_TABLE, table)
-    write_table_atomic(root / StoreFiles.CALIBRATION_RANGES, ranges_table)
+        deltas = pa.concat_tables([pq.read_table(root / _part_key(b)) for b in range(len(blocks))])
+        table = summarize(deltas, names, grid_t)
+        ranges_table, ranges_json = derive_ranges(table, bands_t)
+        write_table_atomic(root / StoreFiles.CALIBRATION_DELTAS, deltas)
+        write_table_atomic(root / StoreFiles.CALIBRATION_TABLE, table)
+        write_table_atomic(root / StoreFiles.CALIBRATION_RANGES, ranges_table)
 
-    out_png: Path | None = None
-    if plot:
-        out_png = Path(plot_path) if plot_path is not None else root.with_name(root.name + ".calibration.png")
-        plot_calibration(table, out_png, bands=bands_t, ranges=ranges_json)
+        out_png: Path | None = None
+        if plot:
+            out_png = Path(plot_path) if plot_path is not None else root.with_name(root.name + ".calibration.png")
+            plot_calibration(table, out_png, bands=bands_t, ranges=ranges_json)
 
-    store.update_attrs(
-        calibration={
-            "tables": {
-                "deltas": StoreFiles.CALIBRATION_DELTAS,
-                "table": StoreFiles.CALIBRATION_TABLE,
-                "ranges": StoreFiles.CALIBRATION_RANGES,
-            },
-            "config": config,
-            "bands": config["bands"],
-            "grid": config["grid"],
-            "seed": config["seed"],
-            "samples": {"requested": int(samples), "used": len(chosen)},
-            "split": split,
-            "combinations": names,
-            "full_image": bool(full_image),
-            "definition": {"delta": DELTA_DEFINITION, "scale": SCALE_DEFINITION},
-            "ranges": ranges_json,
-            "gudhi_version": gudhi.__version__,
-        }
-    )
-    return CalibrationResult(
-        store_path=root,
-        deltas=deltas,
-        table=table,
-        ranges_table=ranges_table,
-        ranges=_ranges_from_json(ranges_json),
-        plot_path=out_png,
-        num_images=len(chosen),
-        num_configs=n_cfg,
-        blocks_total=len(blocks),
-        blocks_resumed=len(done),
-        evaluations=evaluations,
-        wall_s=time.perf_counter() - t0,
-        config=config,
-    )
+        store.update_attrs(
+            calibration={
+                "tables": {
+                    "deltas": StoreFiles.CALIBRATION_DELTAS,
+                    "table": StoreFiles.CALIBRATION_TABLE,
+                    "ranges": StoreFiles.CALIBRATION_RANGES,
+                },
+                "config": config,
+                "bands": config["bands"],
+                "grid": config["grid"],
+                "seed": config["seed"],
+                "samples": {"requested": int(samples), "used": len(chosen)},
+                "split": split,
+                "combinations": names,
+                "full_image": bool(full_image),
+                "definition": {"delta": DELTA_DEFINITION, "scale": SCALE_DEFINITION},
+                "ranges": ranges_json,
+                "gudhi_version": gudhi.__version__,
+            }
+        )
+        return CalibrationResult(
+            store_path=root,
+            deltas=deltas,
+            table=table,
+            ranges_table=ranges_table,
+            ranges=_ranges_from_json(ranges_json),
+            plot_path=out_png,
+            num_images=len(chosen),
+            num_configs=n_cfg,
+            blocks_total=len(blocks),
+            blocks_resumed=len(done),
+            evaluations=evaluations,
+            wall_s=time.perf_counter() - t0,
+            config=config,
+        )
 
 
 def _claim_config(store: Store, root: Path, config: dict[str, Any], overwrite: bool) -> None:
