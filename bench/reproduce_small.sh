@@ -3,6 +3,8 @@
 # 5 pretraining seeds, linear probe (selection on val, test once), paired t-test. ResNet-18 with its standard stem at
 # 28², topology encoder width 128 (the paper: ResNet-50 at 224², width 384, 150 epochs) — what two CPU cores allow.
 #   bash bench/reproduce_small.sh [DATASET] [EPOCHS]      (DATASET: breastmnist | pneumoniamnist; data in ../shared/data)
+#   DATA_DIR=../shared/data/mednist_64_small.npz bash bench/reproduce_small.sh npz 2      (MedNIST, 64²)
+# METHODS (default "byol simclr") and SEEDS (default "0 1 2 3 4") choose the runs; each run resumes if interrupted.
 # WARMUP (epochs of linear warm-up, default 2) should stay well below EPOCHS.
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
