@@ -111,7 +111,7 @@ class ArraySpec:
         if self.table_codec is not None:
             return self.table_codec()
         if image_codec not in IMAGE_CODECS:
-            raise ValueError(f"unknown image codec {image_codec!r}; choose one of {', '.join(IMAGE_CODECS)}")
+            raise ValueError(f"unknown image codec {image_codec!r}; valid: {', '.join(IMAGE_CODECS)}")
         return IMAGE_CODECS[image_codec]()
 
     def shape(self, g: Geometry) -> tuple[int, ...]:

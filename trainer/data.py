@@ -273,15 +273,19 @@ class _ChunkReader:
         self.arrays, self.chunk_size, self.readahead = arrays, chunk_size, readahead
         self.schedule: list[int] = []  # chunks in order of first use
         self.needs: list[int] = []  # per batch: position in the schedule of the last chunk it needs
-        self.last_use: dict[int, int] = {}
+        last_use: dict[int, int] = {}
         seen: dict[int, int] = {}
         for b, idxs in enumerate(batches):
-            for c in dict.fromkeys((idxs // chunk_size).tolist()):
+            chunks = list(dict.fromkeys((idxs // chunk_size).tolist()))
+            for c in chunks:
                 if c not in seen:
                     seen[c] = len(self.schedule)
                     self.schedule.append(c)
-                self.last_use[c] = b
-            self.needs.append(max(seen[c] for c in (idxs // chunk_size).tolist()) if len(idxs) else -1)
+                last_use[c] = b
+            self.needs.append(max((seen[c] for c in chunks), default=-1))
+        self.free_after: list[list[int]] = [[] for _ in batches]  # per batch: chunks not needed after it
+        for c, b in last_use.items():
+            self.free_after[b].append(c)
         self.submitted = 0
         self.pool = ThreadPoolExecutor(max_workers=threads) if readahead > 0 and threads > 0 else None
         self.chunks: dict[tuple[str, int], Future | np.ndarray] = {}
@@ -299,10 +303,9 @@ class _ChunkReader:
 
     def release(self, b: int) -> None:
         """Drop the chunks whose last use was batch ``b``."""
-        for c in self.schedule[: self.submitted]:
-            if self.last_use[c] == b:
-                for name in self.arrays:
-                    self.chunks.pop((name, c), None)
+        for c in self.free_after[b]:
+            for name in self.arrays:
+                self.chunks.pop((name, c), None)
 
     def block(self, name: str, c: int) -> np.ndarray:
         block = self.chunks[(name, c)]
