@@ -103,8 +103,9 @@ def build_store_cmd(
     superlevel: Annotated[bool, typer.Option(help="Superlevel filtration (bright structures first).")] = False,
     chunk_size: Annotated[int, typer.Option(help="Samples per chunk (the unit of work and of resume).")] = 64,
     image_codec: Annotated[
-        str, typer.Option(help="Pixel codec: lz4 (fast to read, default) or zstd (smaller, for archiving).")
-    ] = "lz4",
+        str | None,
+        typer.Option(help="Pixel codec: lz4 (fast to read; the layout's default) or zstd (smaller, for archiving)."),
+    ] = None,
     address: Annotated[str | None, typer.Option(help="Join a Ray cluster: auto or HOST:PORT.")] = None,
     num_cpus: Annotated[int | None, typer.Option(help="CPUs for a local Ray (default: all).")] = None,
     num_gpus: Annotated[int | None, typer.Option(help="GPUs for a local Ray.")] = None,
@@ -144,7 +145,7 @@ def build_store_cmd(
         roi_params=roi_params,
         filtration=FiltrationSpec(direction="superlevel" if superlevel else "sublevel", full_diagrams=full_diagrams),
         chunk_size=chunk_size,
-        image_codec=image_codec,
+        **({"image_codec": image_codec} if image_codec else {}),
         resources=RayResources(address=address, num_cpus=num_cpus, num_gpus=num_gpus),
         strict=strict,
         overwrite=overwrite,
