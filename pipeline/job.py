@@ -24,7 +24,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from topo.pipeline import chunk as chunk_mod
 from topo.pipeline.persistence import FiltrationSpec
-from topo.pipeline.provenance import now, versions
 from topo.pipeline.ray_runtime import RayResources, cluster_cpus, cluster_gpus, ensure_ray
 from topo.pipeline.roi import ROI_NAMES
 from topo.pipeline.sources import SampleRecord, Source, get_source
@@ -40,6 +39,7 @@ from topo.store_schema import (
 )
 from topo.store_schema.fingerprint import fingerprint
 from topo.store_schema.lock import writer_lock
+from topo.store_schema.provenance import now, versions
 from topo.store_schema.store import write_table_atomic
 
 DEFAULT_FILE_IMAGE_SIZE = 224

@@ -1,7 +1,7 @@
 """Persistence diagrams in the formats the TDA ecosystem expects, read from a store.
 
 The store keeps fixed-size, zero-padded top-k arrays with every infinite death capped at the largest
-filtration value inside the ROI (see :mod:`topo.pipeline.persistence`). TDA tools expect something else:
+filtration value inside the ROI (see :mod:`topo.store_schema.filtration`). TDA tools expect something else:
 
 * **GUDHI / ripser / persim** (:func:`read_diagrams`): per sample a list ``[H0 (n, 2), H1 (n, 2)]`` of
   float64 arrays holding only the valid rows, with ``inf`` as the death of every essential class -- exactly
@@ -122,7 +122,7 @@ def _component_minima(image: np.ndarray, mask: np.ndarray, spec: Any) -> tuple[n
     """(cap, per-ROI-component minimum filtration value), both rounded to float32 as the store holds them."""
     from scipy import ndimage
 
-    from topo.pipeline.persistence import filtration  # the one definition of the filtration
+    from topo.store_schema.filtration import filtration  # the one definition of the filtration
 
     f = filtration(image, mask, spec)
     m = np.asarray(mask).astype(bool)
@@ -181,7 +181,7 @@ def read_diagrams(
     idx = _check_indices(st, indices)
     spec = None
     if essential == "components":
-        from topo.pipeline.persistence import FiltrationSpec
+        from topo.store_schema.filtration import FiltrationSpec
 
         spec = FiltrationSpec.from_json(st.persistence_spec)
     n_h0_all, n_h1_all = st.array("n_h0")[:], st.array("n_h1")[:]

@@ -25,7 +25,7 @@ FORMAT = "topo-encoder/1"
 
 def export_encoder(checkpoint: str | Path, out_dir: str | Path, *, store_attrs: dict[str, Any] | None = None) -> Path:
     """Write ``model.pt``, ``metadata.json`` and ``README.md`` for the online encoder of ``checkpoint``."""
-    from topo.pipeline.provenance import versions
+    from topo.store_schema.provenance import versions
 
     enc, cfg, ck = encoder_from_checkpoint(str(checkpoint))
     out = Path(out_dir)

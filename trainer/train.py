@@ -136,8 +136,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     size = cfg.image_size or g.height
     transform = None
     if cfg.stage in ("topo", "joint"):
-        from topo.pipeline.calibrate import load_ranges
-        from topo.pipeline.persistence import FiltrationSpec
+        from topo.store_schema.calibration import load_ranges
+        from topo.store_schema.filtration import FiltrationSpec
 
         ranges = load_ranges(store) if cfg.pairing != "standard" else {}
         transform = TopoViews(

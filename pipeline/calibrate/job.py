@@ -21,7 +21,7 @@ from topo.pipeline.calibrate.blocks import _part_key, _run_blocks
 from topo.pipeline.calibrate.delta import DELTA_DEFINITION, METHOD_VERSION, SCALE_DEFINITION
 from topo.pipeline.calibrate.display import plot_calibration
 from topo.pipeline.calibrate.grid_and_bands import DEFAULT_BANDS, DEFAULT_GRID, _check_bands, _check_grid
-from topo.pipeline.calibrate.tables import _ranges_from_json, derive_ranges, summarize
+from topo.pipeline.calibrate.tables import derive_ranges, ranges_from_json, summarize
 from topo.pipeline.ray_runtime import RayResources
 from topo.store_schema import Store, StoreError, StoreFiles, open_store
 from topo.store_schema.lock import writer_lock
@@ -239,7 +239,7 @@ def run_calibration(
             deltas=deltas,
             table=table,
             ranges_table=ranges_table,
-            ranges=_ranges_from_json(ranges_json),
+            ranges=ranges_from_json(ranges_json),
             plot_path=out_png,
             num_images=len(chosen),
             num_configs=n_cfg,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from topo.pipeline.calibrate.grid_and_bands import DEFAULT_BANDS, _check_bands
-from topo.store_schema import Store, StoreError, open_store
+from topo.store_schema.calibration import load_ranges, ranges_from_json
 
 FINE_GRID_POINTS = 1001
 
@@ -145,33 +144,4 @@ def _band_interval(
     return (round(a, 6), round(b, 6)), None, "; ".join(notes) or None
 
 
-def _ranges_from_json(ranges: Mapping[str, Any]) -> dict[str, dict[str, tuple[float, float] | None]]:
-    out: dict[str, dict[str, tuple[float, float] | None]] = {}
-    for name, entry in ranges.items():
-        out[name] = {
-            band: (None if v is None else (float(v[0]), float(v[1])))
-            for band, v in entry.items()
-            if band not in ("reasons", "notes")
-        }
-    return out
-
-
-def load_ranges(store: Store | str | os.PathLike[str]) -> dict[str, dict[str, tuple[float, float] | None]]:
-    """The calibrated s-ranges from the store's attributes (no Parquet needed), for the trainer.
-
-    Args:
-        store: an open :class:`~topo.store_schema.Store` or its path/URL.
-
-    Returns:
-        ``{combination_name: {"weak": (lo, hi) | None, "strong": (lo, hi) | None}}`` (one key per band);
-        ``None`` where the combination cannot reach the band. Names are ``+``-joined operator names, which
-        :func:`topo.pipeline.augment.parse_combination` turns back into tuples.
-
-    Raises:
-        StoreError: the store has not been calibrated.
-    """
-    st = store if isinstance(store, Store) else open_store(store)
-    cal = st.attrs.get("calibration")
-    if not isinstance(cal, dict) or "ranges" not in cal:
-        raise StoreError(f"{st.location} has no calibration; run `topo calibrate-aug {st.location}` first")
-    return _ranges_from_json(cal["ranges"])
+__all__ = ["FINE_GRID_POINTS", "derive_ranges", "load_ranges", "ranges_from_json", "summarize"]

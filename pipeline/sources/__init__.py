@@ -1,4 +1,4 @@
-"""Dataset sources, by the name users type after ``--dataset``.
+"""Dataset sources, by the name users type after ``--dataset`` (the registry: :mod:`.registry`).
 
 =================  ==========================================================================================
 name               reads
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from topo.pipeline.sources.base import (
     Payload,
@@ -30,21 +31,25 @@ from topo.pipeline.sources.folder import folder_source, kvasir_source
 from topo.pipeline.sources.isic import isic2019_source
 from topo.pipeline.sources.medmnist import MEDMNIST_FLAGS, medmnist_source
 from topo.pipeline.sources.npz import NpzSource
+from topo.pipeline.sources.registry import SOURCES, SourceEntry, get_source, register_source, source_names
 
 DEMO_DATASET = "demo"
-DATASETS: tuple[str, ...] = (DEMO_DATASET, *MEDMNIST_FLAGS, "isic2019", "kvasir", "folder", "npz")
 
 __all__ = [
     "DATASETS",
     "DEMO_DATASET",
+    "SOURCES",
     "Payload",
     "ReadFailure",
     "SampleRecord",
     "Source",
+    "SourceEntry",
     "SourceError",
     "SourceInfo",
     "demo_path",
     "get_source",
+    "register_source",
+    "source_names",
     "stratified_split",
 ]
 
@@ -54,31 +59,41 @@ def demo_path() -> Path:
     return Path(str(resources.files("topo.pipeline") / "data" / "breastmnist.npz"))
 
 
-def get_source(
-    dataset: str,
-    *,
-    data_dir: str | Path | None = None,
-    size: int = 28,
-    download: bool = False,
-    seed: int = 0,
-) -> Source:
-    """The source for ``dataset``; :class:`SourceError` with the valid names or the expected files otherwise."""
-    name = dataset.lower()
-    if name == DEMO_DATASET:
-        return medmnist_source("breastmnist", data_dir=demo_path().parent, size=28)
-    if name in MEDMNIST_FLAGS:
-        return medmnist_source(name, data_dir=data_dir, size=size, download=download)
-    if download:
-        raise SourceError(f"--download is only available for MedMNIST subsets, not {dataset!r}")
-    if name in ("isic2019", "kvasir", "folder", "npz") and data_dir is None:
-        raise SourceError(f"--dataset {name} needs --data-dir (where the files are)")
-    if name == "isic2019":
-        return isic2019_source(data_dir, seed=seed)  # type: ignore[arg-type]
-    if name == "kvasir":
-        return kvasir_source(data_dir, seed=seed)  # type: ignore[arg-type]
-    if name == "folder":
-        return folder_source(data_dir, seed=seed)  # type: ignore[arg-type]
-    if name == "npz":
-        p = Path(data_dir)  # type: ignore[arg-type]
-        return NpzSource(p, name=p.stem)
-    raise SourceError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+def _demo(name: str, **_: Any) -> Source:
+    return medmnist_source("breastmnist", data_dir=demo_path().parent, size=28)
+
+
+def _medmnist(name: str, *, data_dir: Any, size: int, download: bool, **_: Any) -> Source:
+    return medmnist_source(name, data_dir=data_dir, size=size, download=download)
+
+
+def _npz(name: str, *, data_dir: Any, **_: Any) -> Source:
+    p = Path(data_dir)
+    return NpzSource(p, name=p.stem)
+
+
+# One line per source. Factories take (name, *, data_dir, size, download, seed); see registry.SourceFactory.
+register_source(SourceEntry(DEMO_DATASET, _demo, "BreastMNIST 28² shipped in the package", needs_data_dir=False))
+register_source(
+    SourceEntry(
+        MEDMNIST_FLAGS[0],
+        _medmnist,
+        "a MedMNIST flag (pathmnist, octmnist, …) at --size 28/64/128/224",
+        needs_data_dir=False,
+        downloadable=True,
+        aliases=MEDMNIST_FLAGS[1:],
+    )
+)
+register_source(
+    SourceEntry("isic2019", lambda n, *, data_dir, seed, **_: isic2019_source(data_dir, seed=seed), "ISIC 2019 files")
+)
+register_source(
+    SourceEntry("kvasir", lambda n, *, data_dir, seed, **_: kvasir_source(data_dir, seed=seed), "Kvasir v1/v2 folders")
+)
+register_source(
+    SourceEntry("folder", lambda n, *, data_dir, seed, **_: folder_source(data_dir, seed=seed), "<class>/<image> tree")
+)
+register_source(SourceEntry("npz", _npz, "a MedMNIST-layout .npz file as --data-dir"))
+
+DATASETS: tuple[str, ...] = source_names()
+"""Every ``--dataset`` name registered at import (sources registered later are in :func:`source_names`)."""

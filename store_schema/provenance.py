@@ -1,4 +1,4 @@
-"""Versions of the tools that made a store, recorded in its attributes."""
+"""Provenance of a store: versions of the tools that made it and the time, recorded in its attributes."""
 
 from __future__ import annotations
 
