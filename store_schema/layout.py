@@ -106,6 +106,7 @@ class ArraySpec:
     table_codec: Callable[[], BloscCodec] | None
     fill_value: int | float
     doc: str
+    since: str = "1.0.0"  # the schema version that introduced the array: stores of older versions lack it
 
     def codec(self, image_codec: str = DEFAULT_IMAGE_CODEC) -> BloscCodec:
         if self.table_codec is not None:
@@ -167,6 +168,24 @@ _ARRAY_LIST = [
 
 ARRAYS: dict[str, ArraySpec] = {a.name: a for a in _ARRAY_LIST}
 """Every per-sample array of schema v1, by name."""
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"1.2.0"`` → ``(1, 2, 0)``, for comparing schema versions."""
+    try:
+        return tuple(int(p) for p in version.split("."))
+    except ValueError:
+        raise ValueError(f"not a schema version (MAJOR.MINOR.PATCH): {version!r}") from None
+
+
+def arrays_for(version: str) -> dict[str, ArraySpec]:
+    """The arrays a store of schema ``version`` holds: those introduced at or before it.
+
+    A minor version may add arrays; a reader of the newer minor opens an older store and treats the added arrays
+    as absent (``since`` newer than the store), and a reader of the older minor simply never asks for them.
+    """
+    v = version_tuple(version)
+    return {name: spec for name, spec in ARRAYS.items() if version_tuple(spec.since) <= v}
+
 
 CHUNK_ARRAYS: tuple[str, ...] = tuple(ARRAYS)
 """The arrays a build worker writes for each chunk it owns."""

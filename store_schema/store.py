@@ -15,7 +15,15 @@ import pyarrow.parquet as pq
 import zarr
 
 from topo.store_schema.errors import StoreError, StoreIncompleteError, StoreVersionError
-from topo.store_schema.layout import ARRAYS, ATTRS_KEY, DEFAULT_IMAGE_CODEC, SCHEMA_VERSION, Geometry, StoreFiles
+from topo.store_schema.layout import (
+    ARRAYS,
+    ATTRS_KEY,
+    DEFAULT_IMAGE_CODEC,
+    SCHEMA_VERSION,
+    Geometry,
+    StoreFiles,
+    arrays_for,
+)
 from topo.store_schema.location import Location
 from topo.store_schema.manifest import MANIFEST_SCHEMA
 
@@ -116,9 +124,19 @@ class Store:
         self.group.attrs.update({ATTRS_KEY: self._attrs})
 
     # --- members ----------------------------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> str:
+        """The schema version the store was written with (its arrays are :func:`~.layout.arrays_for` it)."""
+        return str(self._attrs.get("schema_version", SCHEMA_VERSION))
+
     def array(self, name: str) -> zarr.Array:
         if name not in ARRAYS:
             raise KeyError(f"unknown array {name!r}; schema v1 arrays: {', '.join(ARRAYS)}")
+        if name not in arrays_for(self.schema_version):
+            raise StoreError(
+                f"{self.location} has schema {self.schema_version}, which predates array {name!r} "
+                f"(added in {ARRAYS[name].since}); rebuild the store to get it"
+            )
         try:
             return self.group[name]  # type: ignore[return-value]
         except KeyError as e:
@@ -179,7 +197,7 @@ class Store:
         if missing:
             return [f"attribute(s) missing: {', '.join(missing)}"]
         g = self.geometry
-        for spec in ARRAYS.values():
+        for spec in arrays_for(self.schema_version).values():
             try:
                 arr = self.group[spec.name]
             except KeyError:
