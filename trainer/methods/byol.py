@@ -8,20 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from topo.trainer.losses import byol_loss
-from topo.trainer.methods.base import (
-    MethodOutput,
-    SSLMethod,
-    cosine_momentum,
-    ema_update_,
-    make_target,
-    require_in_range,
-    require_positive,
-)
+from topo.trainer.methods.base import MethodOutput, require_in_range, require_positive
 from topo.trainer.methods.heads import build_predictor, build_projector
+from topo.trainer.methods.momentum import MomentumMethod
 
 __all__ = ["BYOL", "BYOLConfig"]
 
@@ -52,7 +44,7 @@ class BYOLConfig:
         require_in_range("base_momentum", self.base_momentum, 0.0, 1.0)
 
 
-class BYOL(SSLMethod):
+class BYOL(MomentumMethod):
     """BYOL: ``loss = ‖q̄(g(f(x1))) − ḡ'(f'(x2))‖² + (views swapped)``, target ``f', g'`` an EMA.
 
     The loss is per-sample (:func:`~topo.trainer.losses.byol_loss`), so nothing is communicated across
@@ -69,6 +61,7 @@ class BYOL(SSLMethod):
 
     name = "byol"
     config_cls = BYOLConfig
+    momentum_attrs = ("target_backbone", "target_projector")
     cfg: BYOLConfig
 
     def __init__(self, backbone: nn.Module, feat_dim: int, cfg: BYOLConfig | None = None) -> None:
@@ -80,9 +73,7 @@ class BYOL(SSLMethod):
         self.predictor = build_predictor(
             in_dim=c.proj_dim, hidden_dim=c.pred_hidden_dim, out_dim=c.proj_dim, batchnorm=c.proj_batchnorm
         )
-        self.target_backbone = make_target(self.backbone)
-        self.target_projector = make_target(self.projector)
-        self.momentum = c.base_momentum
+        self.init_momentum("projector")
 
     def forward(self, view1: dict[str, Tensor], view2: dict[str, Tensor]) -> MethodOutput:
         """Compute the symmetrised BYOL loss.
@@ -97,15 +88,7 @@ class BYOL(SSLMethod):
         f1, f2 = self.embed(view1), self.embed(view2)
         p1 = self.predictor(self.projector(f1))
         p2 = self.predictor(self.projector(f2))
-        with torch.no_grad():
-            z1 = self.target_projector(self.target_backbone(view1))
-            z2 = self.target_projector(self.target_backbone(view2))
+        z1, z2 = self.momentum_outputs(view1, view2)
         loss = byol_loss(p1, z2) + byol_loss(p2, z1)
         metric_values = dict(loss=loss, momentum=self.momentum)
         return MethodOutput(loss=loss, features=f1.detach(), metric_values=metric_values)
-
-    def on_step_end(self, step: int, total_steps: int) -> None:
-        """EMA-update the target backbone and projector with ``cosine_momentum(base, step, total)``."""
-        self.momentum = cosine_momentum(self.cfg.base_momentum, step, total_steps)
-        ema_update_(self.target_backbone, self.backbone, self.momentum)
-        ema_update_(self.target_projector, self.projector, self.momentum)

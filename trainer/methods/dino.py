@@ -25,14 +25,11 @@ from torch import Tensor, nn
 from topo.trainer.losses import DINOLoss
 from topo.trainer.methods.base import (
     MethodOutput,
-    SSLMethod,
-    cosine_momentum,
-    ema_update_,
-    make_target,
     require_in_range,
     require_positive,
 )
 from topo.trainer.methods.heads import DINOHead
+from topo.trainer.methods.momentum import MomentumMethod
 
 __all__ = ["DINO", "DINOConfig"]
 
@@ -88,7 +85,7 @@ class DINOConfig:
             raise ValueError(f"clip_grad must be >= 0, got {self.clip_grad}")
 
 
-class DINO(SSLMethod):
+class DINO(MomentumMethod):
     """DINO with a student ``h(f(x))`` and an EMA teacher ``h'(f'(x))`` over two global views.
 
     The method owns both schedules: the teacher momentum (cosine, :meth:`on_step_end`) and the teacher
@@ -108,6 +105,7 @@ class DINO(SSLMethod):
 
     name = "dino"
     config_cls = DINOConfig
+    momentum_attrs = ("teacher_backbone", "teacher_head")
     cfg: DINOConfig
 
     def __init__(self, backbone: nn.Module, feat_dim: int, cfg: DINOConfig | None = None) -> None:
@@ -122,11 +120,9 @@ class DINO(SSLMethod):
             batchnorm=c.head_batchnorm,
             norm_last_layer=c.norm_last_layer,
         )
-        self.teacher_backbone = make_target(self.backbone)
-        self.teacher_head = make_target(self.head)
+        self.init_momentum("head")
         self.loss_fn = DINOLoss(c.out_dim, student_temp=c.student_temp, center_momentum=c.center_momentum)
         self.teacher_temp = self.teacher_temperature(0, 1)
-        self.momentum = c.base_momentum
 
     def get_extra_state(self) -> dict[str, float]:
         """Schedule state saved in ``state_dict``, so a resumed run continues with the right temperature."""
@@ -168,9 +164,8 @@ class DINO(SSLMethod):
         """
         f1, f2 = self.embed(view1), self.embed(view2)
         s1, s2 = self.head(f1), self.head(f2)
+        t1, t2 = self.momentum_outputs(view1, view2)
         with torch.no_grad():
-            t1 = self.teacher_head(self.teacher_backbone(view1))
-            t2 = self.teacher_head(self.teacher_backbone(view2))
             # Computed before the loss call, which moves the centre. The paper monitors this entropy to tell
             # the two collapses apart: towards log(out_dim) is uniform collapse, towards 0 one-prototype.
             log_p = F.log_softmax((torch.cat([t1, t2]) - self.loss_fn.center) / self.teacher_temp, dim=-1)
@@ -195,7 +190,5 @@ class DINO(SSLMethod):
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """EMA-update the teacher and set the teacher temperature for the next step (``step + 1``)."""
-        self.momentum = cosine_momentum(self.cfg.base_momentum, step, total_steps)
-        ema_update_(self.teacher_backbone, self.backbone, self.momentum)
-        ema_update_(self.teacher_head, self.head, self.momentum)
+        super().on_step_end(step, total_steps)
         self.teacher_temp = self.teacher_temperature(step + 1, total_steps)

@@ -8,20 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from topo.trainer.losses import symmetric_infonce_loss
 from topo.trainer.methods.base import (
     MethodOutput,
-    SSLMethod,
-    cosine_momentum,
-    ema_update_,
-    make_target,
     require_in_range,
     require_positive,
 )
 from topo.trainer.methods.heads import build_predictor, build_projector
+from topo.trainer.methods.momentum import MomentumMethod
 
 __all__ = ["MoCoV3", "MoCoV3Config"]
 
@@ -54,7 +50,7 @@ class MoCoV3Config:
         require_in_range("base_momentum", self.base_momentum, 0.0, 1.0)
 
 
-class MoCoV3(SSLMethod):
+class MoCoV3(MomentumMethod):
     """MoCo v3: queries ``q = h(g(f(x)))`` from the online branch, keys ``k = g'(f'(x))`` from its EMA copy.
 
     ``loss = ctr(q1, k2) + ctr(q2, k1)`` (:func:`~topo.trainer.losses.symmetric_infonce_loss`, keys
@@ -72,6 +68,7 @@ class MoCoV3(SSLMethod):
 
     name = "mocov3"
     config_cls = MoCoV3Config
+    momentum_attrs = ("momentum_backbone", "momentum_projector")
     cfg: MoCoV3Config
 
     def __init__(self, backbone: nn.Module, feat_dim: int, cfg: MoCoV3Config | None = None) -> None:
@@ -87,9 +84,7 @@ class MoCoV3(SSLMethod):
         self.predictor = build_predictor(
             in_dim=c.proj_dim, hidden_dim=c.pred_hidden_dim, out_dim=c.proj_dim, batchnorm=c.proj_batchnorm
         )
-        self.momentum_backbone = make_target(self.backbone)
-        self.momentum_projector = make_target(self.projector)
-        self.momentum = c.base_momentum
+        self.init_momentum("projector")
 
     def forward(self, view1: dict[str, Tensor], view2: dict[str, Tensor]) -> MethodOutput:
         """Compute the symmetrised InfoNCE of online queries against momentum keys.
@@ -104,15 +99,7 @@ class MoCoV3(SSLMethod):
         f1, f2 = self.embed(view1), self.embed(view2)
         q1 = self.predictor(self.projector(f1))
         q2 = self.predictor(self.projector(f2))
-        with torch.no_grad():
-            k1 = self.momentum_projector(self.momentum_backbone(view1))
-            k2 = self.momentum_projector(self.momentum_backbone(view2))
+        k1, k2 = self.momentum_outputs(view1, view2)
         loss = symmetric_infonce_loss(q1, q2, k1, k2, self.cfg.temperature)
         metric_values = dict(loss=loss, momentum=self.momentum)
         return MethodOutput(loss=loss, features=f1.detach(), metric_values=metric_values)
-
-    def on_step_end(self, step: int, total_steps: int) -> None:
-        """EMA-update the momentum backbone and projector with ``cosine_momentum(base, step, total)``."""
-        self.momentum = cosine_momentum(self.cfg.base_momentum, step, total_steps)
-        ema_update_(self.momentum_backbone, self.backbone, self.momentum)
-        ema_update_(self.momentum_projector, self.projector, self.momentum)

@@ -1,0 +1,54 @@
+"""The momentum-encoder pattern shared by BYOL (target), MoCo v3 (momentum encoder) and DINO (teacher).
+
+Each keeps an EMA copy of its backbone and of one head, computes the copy's outputs without gradients, and moves
+the copy towards the online modules after every optimiser step with the cosine momentum schedule. The attribute
+names of the copies are each method's own (``target_*``, ``momentum_*``, ``teacher_*``: they are checkpoint keys).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from topo.trainer.methods.base import SSLMethod, cosine_momentum, ema_update_, make_target
+
+__all__ = ["MomentumMethod"]
+
+
+class MomentumMethod(SSLMethod):
+    """An :class:`SSLMethod` with an EMA copy of ``backbone`` and one head.
+
+    Subclasses set ``momentum_attrs = (copy_of_backbone, copy_of_head)`` and call :meth:`init_momentum` with the
+    head's attribute name once the head exists; their config has a ``base_momentum``.
+    """
+
+    momentum_attrs: ClassVar[tuple[str, str]]
+
+    def init_momentum(self, head: str) -> None:
+        """Create the frozen copies of ``backbone`` and of the head named ``head``; momentum starts at the base."""
+        self._momentum_head = head
+        backbone_copy, head_copy = self.momentum_attrs
+        setattr(self, backbone_copy, make_target(self.backbone))
+        setattr(self, head_copy, make_target(getattr(self, head)))
+        self.momentum = float(self.cfg.base_momentum)
+
+    def _pairs(self) -> tuple[tuple[nn.Module, nn.Module], ...]:
+        backbone_copy, head_copy = self.momentum_attrs
+        return (
+            (getattr(self, backbone_copy), self.backbone),
+            (getattr(self, head_copy), getattr(self, self._momentum_head)),
+        )
+
+    @torch.no_grad()
+    def momentum_outputs(self, *views: dict[str, Tensor]) -> list[Tensor]:
+        """The EMA branch's ``head'(backbone'(view))`` for each view, without gradients."""
+        (backbone_copy, _), (head_copy, _) = self._pairs()
+        return [head_copy(backbone_copy(v)) for v in views]
+
+    def on_step_end(self, step: int, total_steps: int) -> None:
+        """EMA-update both copies with ``cosine_momentum(base, step, total)``."""
+        self.momentum = cosine_momentum(self.cfg.base_momentum, step, total_steps)
+        for copy_, online in self._pairs():
+            ema_update_(copy_, online, self.momentum)
