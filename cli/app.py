@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,6 +22,7 @@ from topo.cli.workspace import (
     store_path_for,
     workspace_root,
 )
+from topo.pipeline.sources.registry import sources_help
 
 app = typer.Typer(
     name="topo",
@@ -50,7 +51,7 @@ StoreOpt = Annotated[str | None, typer.Option("--store", help="Store path or URL
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset name of a store in the workspace.")]
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
 
@@ -74,7 +75,7 @@ def main_callback(
 @app.command("build-store")
 def build_store_cmd(
     dataset: Annotated[
-        str, typer.Option("--dataset", "-d", help="demo, a MedMNIST flag, isic2019, kvasir, folder, npz.")
+        str, typer.Option("--dataset", "-d", help=f"The dataset source. {sources_help()}.")
     ] = "demo",
     data_dir: Annotated[
         str | None,

@@ -62,7 +62,8 @@ def sources_help() -> str:
     for e in SOURCES.values():
         if e not in seen:
             seen.append(e)
-    return "; ".join(f"{e.name}: {e.help}" for e in seen)
+    # A family of names (the MedMNIST flags) is described by its help alone, which names its members.
+    return "; ".join(e.help if e.aliases else f"{e.name}: {e.help}" for e in seen)
 
 
 def get_source(
