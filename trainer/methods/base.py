@@ -131,7 +131,8 @@ def metrics_dict(**values: Tensor | float) -> dict[str, float]:
     tensor_keys = [k for k, v in values.items() if isinstance(v, Tensor)]
     converted = {k: float(v) for k, v in values.items() if not isinstance(v, Tensor)}
     if tensor_keys:
-        stacked = torch.stack([values[k].detach().float().reshape(()) for k in tensor_keys])
+        tensors = [v for k, v in values.items() if isinstance(v, Tensor)]
+        stacked = torch.stack([t.detach().float().reshape(()) for t in tensors])
         converted.update(zip(tensor_keys, stacked.tolist(), strict=True))
     return {k: converted[k] for k in values}
 

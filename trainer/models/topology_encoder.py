@@ -35,7 +35,7 @@ _PROJ_HIDDEN = (768, 512)
 _ALPHA_INIT = 0.1
 
 
-def _masked_attention(mha: nn.MultiheadAttention, query: Tensor, kv: Tensor, key_valid: Tensor) -> Tensor:
+def _masked_attention(mha: nn.Module, query: Tensor, kv: Tensor, key_valid: Tensor) -> Tensor:
     """Attention of ``query`` over the valid rows of ``kv``; zero output where no key is valid.
 
     Args:
