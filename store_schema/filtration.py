@@ -50,6 +50,7 @@ class FiltrationSpec:
             raise ValueError(f"k0 and k1 must be positive, got k0={self.k0}, k1={self.k1}")
 
     def to_json(self) -> dict[str, Any]:
+        """The full definition as stored in the ``persistence`` attribute (readers check against it)."""
         return {
             "complex": "cubical",
             "input_type": "top_dimensional_cells",
@@ -71,6 +72,7 @@ class FiltrationSpec:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> FiltrationSpec:
+        """The spec back from a store's ``persistence`` attribute (the descriptive fields are not needed)."""
         return cls(
             direction=d["direction"], k0=int(d["k0"]), k1=int(d["k1"]), full_diagrams=bool(d.get("full_diagrams"))
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 
 def canonical_json(obj: Any) -> str:
+    """Deterministic JSON (sorted keys, no spaces, ASCII): the text that fingerprints are hashed from."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 

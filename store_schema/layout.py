@@ -37,6 +37,7 @@ class Status(enum.IntEnum):
 
     @property
     def label(self) -> str:
+        """The status as the manifest spells it (``ok``, ``fallback``, ``failed``, ``unwritten``)."""
         return self.name.lower()
 
 
@@ -54,6 +55,7 @@ class Geometry:
 
     @property
     def num_chunks(self) -> int:
+        """Number of chunks along the sample axis (the last one may be short)."""
         return -(-self.num_samples // self.chunk_size)
 
     def chunk_range(self, chunk: int) -> tuple[int, int]:
@@ -62,6 +64,7 @@ class Geometry:
         return start, min(start + self.chunk_size, self.num_samples)
 
     def to_json(self) -> dict[str, int]:
+        """The geometry as stored in the ``geometry`` attribute."""
         return {
             "num_samples": self.num_samples,
             "height": self.height,
@@ -74,6 +77,7 @@ class Geometry:
 
     @classmethod
     def from_json(cls, d: dict) -> Geometry:
+        """Read the ``geometry`` attribute back."""
         return cls(**{k: int(d[k]) for k in ("num_samples", "height", "width", "channels", "k0", "k1", "chunk_size")})
 
 
@@ -109,6 +113,7 @@ class ArraySpec:
     since: str = "1.0.0"  # the schema version that introduced the array: stores of older versions lack it
 
     def codec(self, image_codec: str = DEFAULT_IMAGE_CODEC) -> BloscCodec:
+        """The codec of this array: its table codec, or the named image codec for pixel arrays."""
         if self.table_codec is not None:
             return self.table_codec()
         if image_codec not in IMAGE_CODECS:
@@ -116,9 +121,11 @@ class ArraySpec:
         return IMAGE_CODECS[image_codec]()
 
     def shape(self, g: Geometry) -> tuple[int, ...]:
+        """The full array shape for a store of geometry ``g``."""
         return (g.num_samples, *self.trailing_shape(g))
 
     def chunks(self, g: Geometry) -> tuple[int, ...]:
+        """The chunk shape: ``chunk_size`` whole samples."""
         return (g.chunk_size, *self.trailing_shape(g))
 
     def empty(self, n: int, g: Geometry) -> np.ndarray:
@@ -168,6 +175,7 @@ _ARRAY_LIST = [
 
 ARRAYS: dict[str, ArraySpec] = {a.name: a for a in _ARRAY_LIST}
 """Every per-sample array of schema v1, by name."""
+
 
 def version_tuple(version: str) -> tuple[int, ...]:
     """``"1.2.0"`` → ``(1, 2, 0)``, for comparing schema versions."""

@@ -10,6 +10,7 @@ _PACKAGES = ("topo", "gudhi", "numpy", "zarr", "pyarrow", "ray", "torch", "segme
 
 
 def versions() -> dict[str, str]:
+    """Versions of Python and of the packages that shape a store's content."""
     out = {"python": platform.python_version()}
     for name in _PACKAGES:
         try:
@@ -20,4 +21,5 @@ def versions() -> dict[str, str]:
 
 
 def now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
     return datetime.now(UTC).isoformat(timespec="seconds")

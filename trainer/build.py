@@ -15,11 +15,13 @@ from topo.trainer.models.visual import VisualEncoder
 
 
 def visual_encoder(cfg: TrainConfig, g: Geometry) -> VisualEncoder:
+    """The timm visual encoder of ``cfg`` for stores of geometry ``g`` (small-input stem at ≤ 64 px unless set)."""
     small = cfg.small_input if cfg.small_input is not None else (cfg.image_size or g.height) <= 64
     return VisualEncoder(cfg.backbone, in_chans=g.channels, small_input=small)
 
 
 def topology_encoder(cfg: TrainConfig, g: Geometry) -> TopologyEncoder:
+    """The paper's topology encoder sized for the store's ``k0``/``k1`` and ``cfg``'s width."""
     return TopologyEncoder(
         k0=g.k0,
         k1=g.k1,

@@ -45,6 +45,7 @@ def check_store_compatible(saved: dict[str, Any], store: Store, *, same_data: bo
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` (a plain dict) to ``path`` atomically: a temporary file, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(payload, tmp)
@@ -52,6 +53,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only``: no pickle of objects)."""
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"no checkpoint at {p}")

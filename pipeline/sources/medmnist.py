@@ -29,6 +29,7 @@ SIZES = (28, 64, 128, 224)
 
 
 def medmnist_filename(flag: str, size: int) -> str:
+    """The file name the ``medmnist`` package uses for ``flag`` at ``size`` (no suffix at 28)."""
     return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
 
 
