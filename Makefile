@@ -7,7 +7,7 @@ DEMO_WORKSPACE ?= demo-workspace
 # torch/torchvision are pinned to the pair that installs together on CPU-only x86-64 and aarch64 machines here.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test lint install clean bench
+.PHONY: demo test test-fast test-shared lint install clean bench
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (topo needs Python 3.11)"; exit 1; }
@@ -25,8 +25,17 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Every test, from a plain clone (generated data; real data beside the repository is opt-in, below).
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+# The tests marked slow (> 5 s each) left out: a quick check while working.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The opt-in tests on the real data beside the repository (../shared/data); they fail if it is missing.
+test-shared: $(STAMP)
+	$(BIN)/python -m pytest -q -m shared_data
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_persistence.py

@@ -1,4 +1,5 @@
-"""Shared by the two SAM build test files: the tiny random-weight SAM and the diagram check."""
+"""Shared by the two SAM build test files: a build with the tiny random-weight SAM (the session fixture
+``tiny_sam_checkpoint``) and the diagram check."""
 
 from __future__ import annotations
 
@@ -8,20 +9,15 @@ import numpy as np
 from ph_reference import reference_topk
 
 from topo.pipeline.job import BuildConfig, build_store
-from topo.pipeline.roi.sam import save_tiny_test_checkpoint
 from topo.store_schema import open_store
 
 
-def save_tiny_sam(folder: Path) -> Path:
-    """segment-anything's own builder, one block of width 32, seeded random weights, saved as a state dict."""
-    return save_tiny_test_checkpoint(folder / "sam_tiny_random.pth")
-
-
-def build_with_sam(shared_data, out, ckpt, *, limit, chunk_size, **sam):
+def build_with_sam(data_dir: Path, out: Path, ckpt: Path, *, limit: int, chunk_size: int, **sam):
+    """``build-store --dataset breastmnist --roi sam`` on ``data_dir/breastmnist.npz``."""
     params = {"model": "vit_tiny_test", "checkpoint": str(ckpt), **sam}
     cfg = BuildConfig(
         dataset="breastmnist",
-        data_dir=str(shared_data),
+        data_dir=str(data_dir),
         out=out,
         roi="sam",
         roi_params=params,

@@ -31,8 +31,9 @@ from topo.store_schema import (
 from topo.store_schema.verify import verify_store
 
 
-def _cfg(shared_data: Path, out: Path, **kw) -> BuildConfig:
-    return BuildConfig(dataset="breastmnist", data_dir=str(shared_data), out=out, progress=False, **kw)
+def _cfg(data_dir: Path, out: Path, **kw) -> BuildConfig:
+    # data_dir: the session's generated MedMNIST folder, whose breastmnist.npz is the embedded real demo.
+    return BuildConfig(dataset="breastmnist", data_dir=str(data_dir), out=out, progress=False, **kw)
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
@@ -53,9 +54,9 @@ def _chunk_files(store: Path, chunk: int) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def full_store(ray_session, shared_data, tmp_path_factory):
+def full_store(ray_session, medmnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("full") / "breast.zarr"
-    summary = build_store(_cfg(shared_data, out))
+    summary = build_store(_cfg(medmnist_dir, out))
     return out, summary
 
 
@@ -74,10 +75,10 @@ def test_full_build_is_complete_and_valid(full_store):
     assert not (out / StoreFiles.CHUNK_PARTS).exists()
 
 
-def test_store_holds_the_source_images_labels_and_splits(full_store, shared_data):
+def test_store_holds_the_source_images_labels_and_splits(full_store, medmnist_dir):
     out, _ = full_store
     st = open_store(out)
-    src = get_source("breastmnist", data_dir=shared_data)
+    src = get_source("breastmnist", data_dir=medmnist_dir)
     rec = src.records()
     images = np.stack(list(src.payloads(rec)))
     np.testing.assert_array_equal(st.array("images")[:][..., 0], images)
@@ -114,40 +115,40 @@ def test_stored_diagrams_equal_gudhis_reference(full_store):
         np.testing.assert_array_equal(pd1[j], h1, err_msg=f"sample {idx[j]} H1")
 
 
-def test_rerunning_a_complete_build_does_nothing(full_store, shared_data):
+def test_rerunning_a_complete_build_does_nothing(full_store, medmnist_dir):
     out, first = full_store
     before = {str(p): (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
-    again = build_store(_cfg(shared_data, out))
+    again = build_store(_cfg(medmnist_dir, out))
     assert again.complete and again.chunks_computed == 0 and again.chunks_skipped == 13
     assert again.fingerprint == first.fingerprint
     after = {str(p): (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
     assert after == before
 
 
-def test_another_configuration_at_the_same_out_is_refused(full_store, shared_data):
+def test_another_configuration_at_the_same_out_is_refused(full_store, medmnist_dir):
     out, _ = full_store
     with pytest.raises(StoreError, match=r"built with another configuration \(differs in: roi\).*--overwrite"):
-        build_store(_cfg(shared_data, out, roi="none"))
+        build_store(_cfg(medmnist_dir, out, roi="none"))
     with pytest.raises(StoreError, match=r"differs in: chunk_size"):
-        build_store(_cfg(shared_data, out, chunk_size=32))
+        build_store(_cfg(medmnist_dir, out, chunk_size=32))
     with pytest.raises(StoreError, match=r"differs in: persistence"):
-        build_store(_cfg(shared_data, out, filtration=FiltrationSpec(direction="superlevel")))
+        build_store(_cfg(medmnist_dir, out, filtration=FiltrationSpec(direction="superlevel")))
     assert open_store(out).problems() == []  # the refused builds touched nothing
 
 
 # --------------------------------------------------------------------------------------------- resume
 @pytest.fixture(scope="module")
-def reference_320(ray_session, shared_data, tmp_path_factory):
+def reference_320(ray_session, medmnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "ref.zarr"
-    s = build_store(_cfg(shared_data, out, limit=320))
+    s = build_store(_cfg(medmnist_dir, out, limit=320))
     assert s.complete and s.chunks_computed == 5
     return out, s
 
 
-def test_interrupted_build_resumes_to_identical_arrays(reference_320, shared_data, tmp_path):
+def test_interrupted_build_resumes_to_identical_arrays(reference_320, medmnist_dir, tmp_path):
     ref, ref_summary = reference_320
     out = tmp_path / "resumed.zarr"
-    part = build_store(_cfg(shared_data, out, limit=320, max_chunks=2))
+    part = build_store(_cfg(medmnist_dir, out, limit=320, max_chunks=2))
     assert not part.complete and part.chunks_computed == 2 and part.chunks_skipped == 0
     assert part.fingerprint is None
     st = open_store(out)
@@ -160,9 +161,9 @@ def test_interrupted_build_resumes_to_identical_arrays(reference_320, shared_dat
     assert (status[:128] != Status.UNWRITTEN).all() and (status[128:] == Status.UNWRITTEN).all()
     done0, done1 = _chunk_files(out, 0), _chunk_files(out, 1)
 
-    more = build_store(_cfg(shared_data, out, limit=320, max_chunks=1))
+    more = build_store(_cfg(medmnist_dir, out, limit=320, max_chunks=1))
     assert not more.complete and (more.chunks_computed, more.chunks_skipped) == (1, 2)
-    rest = build_store(_cfg(shared_data, out, limit=320))
+    rest = build_store(_cfg(medmnist_dir, out, limit=320))
     assert rest.complete and (rest.chunks_computed, rest.chunks_skipped) == (2, 3)
     assert _chunk_files(out, 0) == done0 and _chunk_files(out, 1) == done1  # not recomputed, not rewritten
 
@@ -175,9 +176,9 @@ def test_interrupted_build_resumes_to_identical_arrays(reference_320, shared_dat
     assert verify_store(out).ok
 
 
-def test_fingerprint_follows_content_not_layout(reference_320, shared_data, tmp_path):
+def test_fingerprint_follows_content_not_layout(reference_320, medmnist_dir, tmp_path):
     ref, ref_summary = reference_320
-    other_layout = _cfg(shared_data, tmp_path / "c32.zarr", limit=320, chunk_size=32, image_codec="zstd")
+    other_layout = _cfg(medmnist_dir, tmp_path / "c32.zarr", limit=320, chunk_size=32, image_codec="zstd")
     other_chunks = build_store(other_layout)
     assert other_chunks.chunks_computed == 10
     assert other_chunks.fingerprint == ref_summary.fingerprint  # chunking and codec are layout
@@ -187,10 +188,10 @@ def test_fingerprint_follows_content_not_layout(reference_320, shared_data, tmp_
     a, b = _arrays(ref), _arrays(tmp_path / "c32.zarr")
     for name in ARRAYS:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-    no_roi = build_store(_cfg(shared_data, tmp_path / "none.zarr", limit=320, roi="none"))
+    no_roi = build_store(_cfg(medmnist_dir, tmp_path / "none.zarr", limit=320, roi="none"))
     assert no_roi.complete and no_roi.fingerprint != ref_summary.fingerprint
     assert (open_store(tmp_path / "none.zarr").array("roi_masks")[:] == 1).all()
-    fewer = build_store(_cfg(shared_data, tmp_path / "l319.zarr", limit=319))
+    fewer = build_store(_cfg(medmnist_dir, tmp_path / "l319.zarr", limit=319))
     assert fewer.fingerprint not in (ref_summary.fingerprint, no_roi.fingerprint)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sam_build_helpers import build_with_sam, check_diagrams, save_tiny_sam
+from sam_build_helpers import build_with_sam, check_diagrams
 
 from topo.pipeline.job import BuildConfig, build_store
 from topo.pipeline.roi.sam import SamRoi, file_digests
@@ -17,14 +17,10 @@ from topo.store_schema import Status, open_store
 from topo.store_schema.verify import verify_store
 
 
-@pytest.fixture(scope="module")
-def tiny_sam_checkpoint(tmp_path_factory):
-    return save_tiny_sam(tmp_path_factory.mktemp("sam"))
-
-
-def test_sam_box_build(ray_session, shared_data, tmp_path, tiny_sam_checkpoint):
+@pytest.mark.slow  # ~47 s on two busy cores
+def test_sam_box_build(ray_session, medmnist_dir, tmp_path, tiny_sam_checkpoint):
     out = tmp_path / "box.zarr"
-    s = build_with_sam(shared_data, out, tiny_sam_checkpoint, limit=16, chunk_size=8, mode="box")
+    s = build_with_sam(medmnist_dir, out, tiny_sam_checkpoint, limit=16, chunk_size=8, mode="box")
     assert s.complete and s.chunks_computed == 2 and s.counts.get("failed", 0) == 0
     st = open_store(out)
     st.validate()
@@ -46,7 +42,7 @@ def test_sam_box_build(ray_session, shared_data, tmp_path, tiny_sam_checkpoint):
     otsu = build_store(
         BuildConfig(
             dataset="breastmnist",
-            data_dir=str(shared_data),
+            data_dir=str(medmnist_dir),
             out=tmp_path / "o.zarr",
             limit=16,
             chunk_size=8,

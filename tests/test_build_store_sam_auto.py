@@ -4,21 +4,17 @@ the automatic mask generator (4×4 point grid) on Ray actors, masks recorded, di
 from __future__ import annotations
 
 import pytest
-from sam_build_helpers import build_with_sam, check_diagrams, save_tiny_sam
+from sam_build_helpers import build_with_sam, check_diagrams
 
 from topo.store_schema import Status, open_store
 
 
-@pytest.fixture(scope="module")
-def tiny_sam_checkpoint(tmp_path_factory):
-    return save_tiny_sam(tmp_path_factory.mktemp("sam"))
-
-
-def test_sam_auto_build(ray_session, shared_data, tmp_path, tiny_sam_checkpoint):
+@pytest.mark.slow  # ~6 s on two busy cores
+def test_sam_auto_build(ray_session, medmnist_dir, tmp_path, tiny_sam_checkpoint):
     out = tmp_path / "auto.zarr"
     # Quality filters off, so the random model's masks are used rather than all falling back to the whole image.
     s = build_with_sam(
-        shared_data,
+        medmnist_dir,
         out,
         tiny_sam_checkpoint,
         limit=3,

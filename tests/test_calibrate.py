@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from fixtures.datasets import demo_npz
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
@@ -45,9 +46,11 @@ JOB = {
 
 
 @pytest.fixture(scope="module")
-def images(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Forty real BreastMNIST images with an Otsu-ish ROI (foreground = the side touching the border less)."""
-    x = np.load(shared_data / "breastmnist.npz")["train_images"][:40]
+def images() -> tuple[np.ndarray, np.ndarray]:
+    """Forty real BreastMNIST images (the demo embedded in the package) with an Otsu-ish ROI (foreground = the
+    side touching the border less)."""
+    with np.load(demo_npz()) as z:
+        x = z["train_images"][:40]
     masks = []
     for im in x:
         fg = im > threshold_otsu(im)
@@ -268,7 +271,6 @@ def test_format_ranges_renders_for_people(calibrated) -> None:
     console.print(format_ranges(res.ranges))
     text = console.export_text()
     assert "topo-weak" in text and "gaussian_noise" in text and "unusable" in text and "cannot reach" in text
-
 
 
 def test_command_line_parsers() -> None:

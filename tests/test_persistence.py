@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures.datasets import demo_npz
 from ph_reference import reference_topk, skimage_tiles
 
 from topo.pipeline.persistence import FiltrationSpec, filtration, grey_levels, top_k, topk_diagrams
@@ -13,16 +14,19 @@ SPEC = FiltrationSpec()
 
 
 @pytest.fixture(scope="module")
-def breast(shared_data) -> np.ndarray:
-    with np.load(shared_data / "breastmnist.npz") as z:
+def breast() -> np.ndarray:
+    # The BreastMNIST embedded in the package: real ultrasound images, no data beside the repository needed.
+    with np.load(demo_npz()) as z:
         return z["train_images"][:40]
 
 
 @pytest.fixture(scope="module")
-def mednist(shared_data) -> np.ndarray:
-    with np.load(shared_data / "mednist_64_small.npz") as z:
+def mednist(npz_data) -> np.ndarray:
+    """64² grey images of six classes: generated ones (blob counts per class), or the real MedNIST under
+    ``-m shared_data``."""
+    with np.load(npz_data / "mednist_64_small.npz") as z:
         imgs, labels = z["train_images"], z["train_labels"].ravel()
-    # Five images of each of the six classes (CT, MRI, X-ray, hand...): different topologies.
+    # Five images of each of the six classes (CT, MRI, X-ray, hand... or 1..6 blobs): different topologies.
     idx = np.concatenate([np.flatnonzero(labels == c)[:5] for c in range(6)])
     return imgs[idx]
 

@@ -56,6 +56,7 @@ def served(small_store: Path, tmp_path_factory) -> Iterator[tuple[str, list[str]
         assert not t.is_alive()
 
 
+@pytest.mark.slow  # ~9 s on two busy cores
 def test_open_read_and_verify_over_http(served: tuple[str, list[str]], small_store: Path) -> None:
     base, log = served
     url = f"{base}/demo.zarr"

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from fixtures.datasets import demo_npz
 from ph_reference import skimage_tiles
 
 from topo.pipeline.roi import ROI_NAMES, NoRoi, OtsuRoi, make_roi
@@ -14,19 +15,13 @@ from topo.pipeline.roi.sam import (
     SamRoi,
     file_digests,
     resolve_checkpoint,
-    save_tiny_test_checkpoint,
 )
 
 
 @pytest.fixture(scope="module")
-def tiny_sam_checkpoint(tmp_path_factory):
-    """segment-anything's own builder, 1 block of width 32, random weights (seeded), saved as a state dict."""
-    return save_tiny_test_checkpoint(tmp_path_factory.mktemp("sam") / "sam_tiny_random.pth")
-
-
-@pytest.fixture(scope="module")
-def images(shared_data) -> list[np.ndarray]:
-    with np.load(shared_data / "breastmnist.npz") as z:
+def images() -> list[np.ndarray]:
+    # Three real BreastMNIST images (the demo embedded in the package) and two RGB 224² tiles.
+    with np.load(demo_npz()) as z:
         grey = [im[..., None] for im in z["test_images"][:3]]
     return [*grey, *skimage_tiles(224, per_image=1)[:2]]
 
@@ -37,7 +32,8 @@ def _backend(name: str, ckpt) -> object:
     return make_roi(name)
 
 
-@pytest.mark.parametrize("name", ROI_NAMES)
+# SAM on CPU: ~10 s on two busy cores.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "sam" else n for n in ROI_NAMES])
 def test_every_backend_keeps_the_roi_contract(name, images, tiny_sam_checkpoint):
     roi = _backend(name, tiny_sam_checkpoint)
     assert roi.name == name
@@ -127,6 +123,7 @@ def test_backend_parameters_are_checked():
 
 
 # --------------------------------------------------------------------------------------------- sam
+@pytest.mark.slow  # ~16 s on two busy cores
 def test_sam_auto_mode_runs_the_mask_generator(images, tiny_sam_checkpoint):
     roi = SamRoi(
         model="vit_tiny_test",

@@ -24,13 +24,13 @@ def _all_payloads(src, records):
 @pytest.mark.parametrize(
     ("flag", "cls"), [("breastmnist", medmnist.BreastMNIST), ("pneumoniamnist", medmnist.PneumoniaMNIST)]
 )
-def test_shared_medmnist_file_matches_the_medmnist_package(shared_data, flag, cls):
-    src = get_source(flag, data_dir=shared_data, size=28)
+def test_shared_medmnist_file_matches_the_medmnist_package(npz_data, flag, cls):
+    src = get_source(flag, data_dir=npz_data, size=28)
     records = src.records()
     payloads = _all_payloads(src, records)
     src.close()
     for split in ("train", "val", "test"):
-        ref = cls(split=split, root=str(shared_data), download=False, size=28)
+        ref = cls(split=split, root=str(npz_data), download=False, size=28)
         idx = [i for i, r in enumerate(records) if r.split == split]
         assert len(idx) == len(ref), split
         ours = np.stack([payloads[i] for i in idx])
@@ -49,18 +49,20 @@ def test_shared_medmnist_file_matches_the_medmnist_package(shared_data, flag, cl
     assert (info.channels, info.image_size) == (1, 28)
 
 
-def test_demo_is_the_embedded_breastmnist(shared_data):
+def test_demo_is_the_embedded_breastmnist(npz_data):
+    # Under -m npz_data this compares the embedded file with the real one beside the repository; by default
+    # with the generated folder's copy, it checks that `demo` and `breastmnist` read one file alike.
     assert demo_path().is_file()
-    demo, shared = get_source("demo"), get_source("breastmnist", data_dir=shared_data)
+    demo, shared = get_source("demo"), get_source("breastmnist", data_dir=npz_data)
     assert demo.records() == shared.records()
     for a, b in zip(_all_payloads(demo, demo.records()), _all_payloads(shared, shared.records()), strict=True):
         np.testing.assert_array_equal(a, b)
     assert [r.split for r in demo.records()].count("train") == 546
 
 
-def test_ids_are_stable_unique_and_readable(shared_data):
-    a = get_source("breastmnist", data_dir=shared_data).records()
-    b = get_source("BreastMNIST", data_dir=str(shared_data)).records()
+def test_ids_are_stable_unique_and_readable(npz_data):
+    a = get_source("breastmnist", data_dir=npz_data).records()
+    b = get_source("BreastMNIST", data_dir=str(npz_data)).records()
     assert a == b
     assert len({r.sample_id for r in a}) == len(a) == 780
     assert a[0].sample_id == "breastmnist_28/train/000000"
@@ -68,11 +70,11 @@ def test_ids_are_stable_unique_and_readable(shared_data):
     assert a[546].source_ref == "breastmnist.npz:val_images[0]"
 
 
-def test_payloads_of_any_run_of_records_match_the_file(shared_data):
+def test_payloads_of_any_run_of_records_match_the_file(npz_data):
     # The reader streams forward; asking for an earlier row (a resumed build) must restart, not misread.
-    src = get_source("pneumoniamnist", data_dir=shared_data)
+    src = get_source("pneumoniamnist", data_dir=npz_data)
     rec = src.records()
-    with np.load(shared_data / "pneumoniamnist.npz") as z:
+    with np.load(npz_data / "pneumoniamnist.npz") as z:
         train, val = z["train_images"], z["val_images"]
     for lo, hi in [(4700, 4712), (10, 20), (0, 3), (4705, 4709)]:  # crosses train/val; then goes backwards
         got = _all_payloads(src, rec[lo:hi])
@@ -82,16 +84,18 @@ def test_payloads_of_any_run_of_records_match_the_file(shared_data):
     src.close()
 
 
-def test_npz_source_reads_mednist_with_its_class_names(shared_data):
-    src = get_source("npz", data_dir=shared_data / "mednist_64_small.npz")
+def test_npz_source_reads_mednist_with_its_class_names(npz_data):
+    src = get_source("npz", data_dir=npz_data / "mednist_64_small.npz")
     info = src.info()
     assert info.class_names == ("AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT")
     assert (info.channels, info.image_size, info.name) == (1, 64, "mednist_64_small")
     rec = src.records()
-    assert len(rec) == 2700 and {r.split for r in rec} == {"train", "val", "test"}
-    with np.load(shared_data / "mednist_64_small.npz") as z:
-        np.testing.assert_array_equal(next(src.payloads(rec[1800:1801])), z["val_images"][0])
-        assert rec[1800].label == int(z["val_labels"][0, 0])
+    with np.load(npz_data / "mednist_64_small.npz") as z:
+        n_train = len(z["train_images"])
+        assert len(rec) == n_train + len(z["val_images"]) + len(z["test_images"])
+        assert {r.split for r in rec} == {"train", "val", "test"}
+        np.testing.assert_array_equal(next(src.payloads(rec[n_train : n_train + 1])), z["val_images"][0])
+        assert rec[n_train].label == int(z["val_labels"][0, 0])
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -190,6 +194,22 @@ def test_a_tiny_folder_dataset_still_splits(tmp_path):
     assert len(rec) == 6 and all(r.split in ("train", "val", "test") for r in rec)
     assert [r.split for r in rec].count("train") >= 3
     assert rec == get_source("folder", data_dir=tmp_path / "ds").records()
+
+
+def test_a_tiny_isic_dataset_splits_with_lesions_kept_whole(isic_dir):
+    # 24 images, 3 classes, two images per lesion: too few per class for stratified group folds.
+    import csv
+
+    rec = get_source("isic2019", data_dir=isic_dir).records()
+    assert len(rec) == 24 and {r.split for r in rec} <= {"train", "val", "test"}
+    with (isic_dir / "ISIC_2019_Training_Metadata.csv").open() as f:
+        lesion = {row["image"]: row["lesion_id"] for row in csv.DictReader(f)}
+    sides: dict[str, set[str]] = {}
+    for r in rec:
+        sides.setdefault(lesion[r.sample_id.rsplit("/", 1)[-1]], set()).add(r.split)
+    assert all(len(s) == 1 for s in sides.values())
+    assert [r.split for r in rec].count("train") >= 12
+    assert rec == get_source("isic2019", data_dir=isic_dir).records()
 
 
 def test_a_vanished_file_becomes_a_read_failure(tmp_path):

@@ -99,7 +99,7 @@ def stratified_split(
     With ``groups`` (e.g. ISIC lesion ids) whole groups go to one side, via scikit-learn's
     ``StratifiedGroupKFold``; the fractions are then approximate.
     """
-    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
 
     y = np.asarray(labels)
     idx = np.arange(len(y))
@@ -120,8 +120,16 @@ def stratified_split(
         else:
             n_splits = max(2, round(1 / frac))
             g = np.asarray(groups)[pool]
-            kf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            _, held_pos = next(kf.split(pool, y[pool], g))
+            if len(np.unique(g)) < 2:
+                return
+            _, counts = np.unique(y[pool], return_counts=True)
+            if counts.max() >= n_splits:
+                kf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+                _, held_pos = next(kf.split(pool, y[pool], g))
+            else:
+                # Too few images per class for stratified folds (scikit-learn refuses): keep groups whole, unstratified.
+                gss = GroupShuffleSplit(n_splits=1, test_size=frac, random_state=seed)
+                _, held_pos = next(gss.split(pool, y[pool], g))
             held = pool[held_pos]
         out[held] = name
 

@@ -112,7 +112,8 @@ def test_refuses_a_store_with_another_fingerprint(small_store):
 
 
 def test_monai_dictionary_transform_drops_in(small_store):
-    monai = pytest.importorskip("monai")
+    import monai
+
     ds = StoreDataset(
         str(small_store),
         splits="val",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from topo.trainer.methods import build_method
@@ -24,6 +25,7 @@ def _view(g: torch.Generator) -> dict[str, torch.Tensor]:
     }
 
 
+@pytest.mark.slow  # ~9 s on two busy cores
 def test_byol_stage3_lowers_its_loss_on_a_fixed_batch():
     torch.manual_seed(0)
     torch.set_num_threads(1)

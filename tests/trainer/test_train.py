@@ -39,6 +39,7 @@ def _cfg(store, out, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
+@pytest.mark.slow  # ~18 s on two busy cores
 def test_resume_mid_epoch_gives_the_weights_of_an_uninterrupted_run(small_store, tmp_path):
     torch.set_num_threads(1)
     full = train(_cfg(small_store, tmp_path / "full", max_steps=4))
@@ -69,6 +70,7 @@ def test_store_compatibility_names_both_values(small_store):
         check_store_compatible({**saved, "fingerprint": "sha256:x"}, st, same_data=True)
 
 
+@pytest.mark.slow  # ~50 s on two busy cores
 def test_three_stages_then_eval(calibrated_store, tmp_path):
     """Stage 1 → 2 → 3 for two seeds (a few steps each), then the linear-probe evaluation and its report."""
     from topo.trainer.evaluate import evaluate
