@@ -2,7 +2,7 @@
 
 Each source is measured in the configurations a user would try (in the training process, with reading threads,
 with two spawned DataLoader workers), all yielding the same collated uint8 batches of 64, and, with ``--aug``, the
-same batched augmentation (``topo.trainer.views.augment``, run on the CPU here; on a GPU it runs on the device).
+same batched augmentation (``topo.trainer.visual_views.augment``, run on the CPU here; on a GPU it runs on the device).
 
     python bench/bench_loader.py --n 2048 [--codec lz4] [--aug]
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiles import real_tiles, write_medmnist_npz
 
 from topo.trainer.data import StoreDataset, make_loader
-from topo.trainer.views import VIEW1, augment, step_generator
+from topo.trainer.visual_views import VIEW1, augment, step_generator
 
 BATCH = 64
 

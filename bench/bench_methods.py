@@ -20,7 +20,7 @@ from bench_topocl_overhead import step_time
 from topo.trainer.data import StoreDataset, make_loader
 from topo.trainer.methods import METHODS, build_method
 from topo.trainer.models.visual import VisualEncoder
-from topo.trainer.views import VIEW1, VIEW2, augment, step_generator
+from topo.trainer.visual_views import VIEW1, VIEW2, augment, step_generator
 
 
 def main() -> None:

@@ -19,14 +19,14 @@ import torch
 from topo.pipeline.calibrate import load_ranges
 from topo.pipeline.persistence import FiltrationSpec
 from topo.store_schema import open_store
-from topo.trainer.augment import TopoViews
 from topo.trainer.data import StoreDataset, make_loader
-from topo.trainer.features import DIAGRAM_KEYS
+from topo.trainer.eval.extract import DIAGRAM_KEYS
 from topo.trainer.methods import build_method
 from topo.trainer.models.fusion import FusedEncoder, MoEFusion
 from topo.trainer.models.topology_encoder import TopologyEncoder
 from topo.trainer.models.visual import VisualEncoder
-from topo.trainer.views import VIEW1, VIEW2, augment, step_generator
+from topo.trainer.topo_views import TopoViews
+from topo.trainer.visual_views import VIEW1, VIEW2, augment, step_generator
 
 
 def step_time(method, views_fn, steps: int, dev: torch.device) -> float:

@@ -484,7 +484,7 @@ def eval_cmd(
     workspace: Workspace = None,
 ) -> None:
     """Linear probe on frozen features (selection on val, test once), ACC/AUC, paired t-tests, Table 3."""
-    from topo.trainer.evaluate import evaluate
+    from topo.trainer.eval.run import evaluate
 
     ws = workspace_root(workspace)
     target = _store_arg(store, dataset, workspace)

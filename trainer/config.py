@@ -52,8 +52,8 @@ class TrainConfig:
     method_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from topo.trainer.augment import PAIRINGS, TOPO_VIEW_MODES
         from topo.trainer.methods import METHODS
+        from topo.trainer.topo_views import PAIRINGS, TOPO_VIEW_MODES
 
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; valid: {', '.join(sorted(METHODS))}")

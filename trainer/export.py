@@ -18,7 +18,7 @@ from torch import nn
 from topo.store_schema import Geometry
 from topo.trainer.build import build_backbone, encoder_from_checkpoint
 from topo.trainer.config import TrainConfig
-from topo.trainer.views import MEAN, STD
+from topo.trainer.visual_views import MEAN, STD
 
 FORMAT = "topo-encoder/1"
 

@@ -23,7 +23,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from topo.store_schema import open_store
-from topo.trainer.augment import TopoViews
 from topo.trainer.build import build_backbone
 from topo.trainer.checkpoint import (
     CheckpointError,
@@ -35,9 +34,10 @@ from topo.trainer.checkpoint import (
 from topo.trainer.config import TrainConfig
 from topo.trainer.data import StoreDataset, make_loader
 from topo.trainer.dist import get_rank, get_world_size, is_main_process
-from topo.trainer.features import DIAGRAM_KEYS, extract_features
+from topo.trainer.eval.extract import DIAGRAM_KEYS, extract_features
 from topo.trainer.methods import build_method
-from topo.trainer.views import VIEW1, VIEW2, augment, step_generator
+from topo.trainer.topo_views import TopoViews
+from topo.trainer.visual_views import VIEW1, VIEW2, augment, step_generator
 
 LAST, FINAL = "checkpoints/last.pt", "checkpoints/final.pt"
 

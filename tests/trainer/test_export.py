@@ -12,8 +12,8 @@ from topo.store_schema import open_store
 from topo.trainer.build import encoder_from_checkpoint
 from topo.trainer.config import TrainConfig
 from topo.trainer.data import StoreDataset, make_loader
+from topo.trainer.eval.extract import batch_view
 from topo.trainer.export import export_encoder
-from topo.trainer.features import batch_view
 from topo.trainer.train import train
 
 

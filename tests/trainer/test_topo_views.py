@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 
 import topo.pipeline.augment as pipeline_augment
-import topo.trainer.augment as trainer_augment
+import topo.trainer.topo_views as trainer_topo_views
 from topo.pipeline.calibrate import load_ranges
 from topo.pipeline.persistence import FiltrationSpec, topk_diagrams
 from topo.store_schema import open_store
-from topo.trainer.augment import TopoViews
 from topo.trainer.data import StoreDataset
+from topo.trainer.topo_views import TopoViews
 
 
 def test_trainer_uses_the_pipeline_operators():
-    assert trainer_augment.OPERATORS is pipeline_augment.OPERATORS
-    assert trainer_augment.apply is pipeline_augment.apply
+    assert trainer_topo_views.OPERATORS is pipeline_augment.OPERATORS
+    assert trainer_topo_views.apply is pipeline_augment.apply
 
 
 def _views(store, **kw):

@@ -73,7 +73,7 @@ def test_store_compatibility_names_both_values(small_store):
 @pytest.mark.slow  # ~50 s on two busy cores
 def test_three_stages_then_eval(calibrated_store, tmp_path):
     """Stage 1 → 2 → 3 for two seeds (a few steps each), then the linear-probe evaluation and its report."""
-    from topo.trainer.evaluate import evaluate
+    from topo.trainer.eval.run import evaluate
 
     runs = tmp_path / "runs" / "demo"
     for seed in (0, 1):

@@ -8,7 +8,7 @@ from torch import nn
 
 from topo.trainer.data import StoreDataset, make_loader
 from topo.trainer.eval.features import FeatureSet
-from topo.trainer.views import normalise
+from topo.trainer.visual_views import normalise
 
 DIAGRAM_KEYS = ("pd_h0", "n_h0", "pd_h1", "n_h1")
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from topo.trainer.build import encoder_from_checkpoint
+from topo.trainer.eval.extract import batch_view, extract_features
 from topo.trainer.eval.features import FeatureSet, load_features, save_features
 from topo.trainer.eval.knn import knn_accuracy
 from topo.trainer.eval.probe import linear_probe
@@ -32,7 +33,6 @@ from topo.trainer.eval.report import (
     to_json,
     to_markdown,
 )
-from topo.trainer.features import batch_view, extract_features
 
 VARIANT_STAGE = {"baseline": "visual", "topocl": "joint"}
 SPLITS = ("train", "val", "test")
