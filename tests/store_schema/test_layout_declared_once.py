@@ -25,7 +25,7 @@ import pytest
 
 from topo.store_schema import ARRAYS, StoreFiles
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHECKED_DIRS = ("pipeline", "trainer", "cli")
 
 _MEMBERS = {v for k, v in vars(StoreFiles).items() if k.isupper() and isinstance(v, str)}
