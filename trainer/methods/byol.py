@@ -85,10 +85,6 @@ class BYOL(MomentumMethod):
         Returns:
             Loss, metrics (``loss``, ``momentum``) and view-1 online features.
         """
-        f1, f2 = self.embed(view1), self.embed(view2)
-        p1 = self.predictor(self.projector(f1))
-        p2 = self.predictor(self.projector(f2))
+        f1, p1, p2 = self.online_predictions(view1, view2)
         z1, z2 = self.momentum_outputs(view1, view2)
-        loss = byol_loss(p1, z2) + byol_loss(p2, z1)
-        metric_values = dict(loss=loss, momentum=self.momentum)
-        return MethodOutput(loss=loss, features=f1.detach(), metric_values=metric_values)
+        return self.momentum_output(byol_loss(p1, z2) + byol_loss(p2, z1), f1)

@@ -96,10 +96,6 @@ class MoCoV3(MomentumMethod):
         Returns:
             Loss, metrics (``loss``, ``momentum``) and view-1 online features.
         """
-        f1, f2 = self.embed(view1), self.embed(view2)
-        q1 = self.predictor(self.projector(f1))
-        q2 = self.predictor(self.projector(f2))
+        f1, q1, q2 = self.online_predictions(view1, view2)
         k1, k2 = self.momentum_outputs(view1, view2)
-        loss = symmetric_infonce_loss(q1, q2, k1, k2, self.cfg.temperature)
-        metric_values = dict(loss=loss, momentum=self.momentum)
-        return MethodOutput(loss=loss, features=f1.detach(), metric_values=metric_values)
+        return self.momentum_output(symmetric_infonce_loss(q1, q2, k1, k2, self.cfg.temperature), f1)

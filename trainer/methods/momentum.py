@@ -12,7 +12,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from topo.trainer.methods.base import SSLMethod, cosine_momentum, ema_update_, make_target
+from topo.trainer.methods.base import MethodOutput, SSLMethod, cosine_momentum, ema_update_, make_target
 
 __all__ = ["MomentumMethod"]
 
@@ -46,6 +46,18 @@ class MomentumMethod(SSLMethod):
         """The EMA branch's ``head'(backbone'(view))`` for each view, without gradients."""
         (backbone_copy, _), (head_copy, _) = self._pairs()
         return [head_copy(backbone_copy(v)) for v in views]
+
+    def online_predictions(self, view1: dict[str, Tensor], view2: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """View 1's features and ``predictor(projector(features))`` of both views (BYOL and MoCo v3 online branch)."""
+        f1, f2 = self.embed(view1), self.embed(view2)
+        predict = self.predictor(self.projector(f1)), self.predictor(self.projector(f2))
+        return f1, *predict
+
+    def momentum_output(self, loss: Tensor, features: Tensor) -> MethodOutput:
+        """The step's output: the loss, the current momentum as a metric and the (detached) online features."""
+        return MethodOutput(
+            loss=loss, features=features.detach(), metric_values=dict(loss=loss, momentum=self.momentum)
+        )
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """EMA-update both copies with ``cosine_momentum(base, step, total)``."""
