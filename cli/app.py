@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from topo import __version__
+from topo.cli.roi_options import parse_roi_params, sam_params
 from topo.cli.store_extra import export_datalist_cmd, pack_cmd, unpack_cmd
 from topo.cli.workspace import (
     WORKSPACE_ENV,
@@ -22,6 +23,7 @@ from topo.cli.workspace import (
     store_path_for,
     workspace_root,
 )
+from topo.pipeline.roi.registry import roi_help
 from topo.pipeline.sources.registry import sources_help
 
 app = typer.Typer(
@@ -86,7 +88,10 @@ def build_store_cmd(
     size: Annotated[int, typer.Option(help="MedMNIST resolution: 28, 64, 128 or 224.")] = 28,
     download: Annotated[bool, typer.Option(help="Download a MedMNIST subset first (needs internet).")] = False,
     out_path: Annotated[Path | None, typer.Option("--out", help="Store directory (default: the workspace's).")] = None,
-    roi: Annotated[str, typer.Option(help="ROI backend: sam, otsu or none.")] = "otsu",
+    roi: Annotated[str, typer.Option(help=roi_help())] = "otsu",
+    roi_param: Annotated[
+        list[str] | None, typer.Option(help="A backend parameter KEY=VALUE (repeatable), e.g. min_area=0.02.")
+    ] = None,
     sam_model: Annotated[
         str, typer.Option(help="vit_h, vit_l, vit_b (vit_tiny_test: random weights, tests only).")
     ] = "vit_h",
@@ -128,11 +133,12 @@ def build_store_cmd(
     ws = workspace_root(workspace)
     target = out_path or store_path_for(ws, store_name(dataset, size))
     data_dir = data_dir or default_data_dir(ws, dataset, download)
-    roi_params: dict[str, Any] = {}
+    try:
+        roi_params = parse_roi_params(roi_param)
+    except ValueError as e:
+        fail(str(e))
     if roi == "sam":
-        roi_params = {"model": sam_model, "checkpoint": sam_checkpoint, "mode": sam_mode}
-        if sam_mode == "auto":
-            roi_params["points_per_side"] = sam_points_per_side
+        roi_params = {**sam_params(sam_model, sam_checkpoint, sam_mode, sam_points_per_side), **roi_params}
     cfg = BuildConfig(
         dataset=dataset,
         out=Path(target),
