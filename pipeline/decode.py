@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from topo.pipeline.sources.base import Payload, ReadFailure
+from topo.store_schema.filtration import BT601_LUMA
 
 MAX_PIXELS = 64_000_000
 """Larger images are refused (a decompression-bomb guard, and more than any medical 2-D dataset here needs)."""
@@ -93,7 +94,7 @@ def _channels(a: np.ndarray, channels: int) -> np.ndarray:
     if a.ndim == 3 and a.shape[2] == 3:
         if channels == 3:
             return a
-        luma = a.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        luma = a.astype(np.float64) @ BT601_LUMA
         return np.round(luma).astype(np.uint8)[..., None]
     raise SampleError(f"wrong shape {a.shape}: expected HxW or HxWxC with C in 1, 3, 4")
 
