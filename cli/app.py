@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from topo import __version__
+from topo.cli.defaults import config_defaults
 from topo.cli.roi_options import parse_roi_params, sam_params
 from topo.cli.store_extra import export_datalist_cmd, pack_cmd, unpack_cmd
 from topo.cli.workspace import (
@@ -23,8 +24,12 @@ from topo.cli.workspace import (
     store_path_for,
     workspace_root,
 )
+from topo.pipeline.build_config import BuildConfig
 from topo.pipeline.roi.registry import roi_help
 from topo.pipeline.sources.registry import sources_help
+
+# Defaults come from the config dataclasses; the options below never restate them.
+BUILD = config_defaults(BuildConfig)
 
 app = typer.Typer(
     name="topo",
@@ -76,19 +81,17 @@ def main_callback(
 # --------------------------------------------------------------------------------------------------- build-store
 @app.command("build-store")
 def build_store_cmd(
-    dataset: Annotated[
-        str, typer.Option("--dataset", "-d", help=f"The dataset source. {sources_help()}.")
-    ] = "demo",
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help=f"The dataset source. {sources_help()}.")] = "demo",
     data_dir: Annotated[
         str | None,
         typer.Option(
             help="Where the dataset's files are (default: <workspace>/data/<dataset>; a file for --dataset npz)."
         ),
     ] = None,
-    size: Annotated[int, typer.Option(help="MedMNIST resolution: 28, 64, 128 or 224.")] = 28,
-    download: Annotated[bool, typer.Option(help="Download a MedMNIST subset first (needs internet).")] = False,
+    size: Annotated[int, typer.Option(help="MedMNIST resolution: 28, 64, 128 or 224.")] = BUILD.size,
+    download: Annotated[bool, typer.Option(help="Download a MedMNIST subset first (needs internet).")] = BUILD.download,
     out_path: Annotated[Path | None, typer.Option("--out", help="Store directory (default: the workspace's).")] = None,
-    roi: Annotated[str, typer.Option(help=roi_help())] = "otsu",
+    roi: Annotated[str, typer.Option(help=roi_help())] = BUILD.roi,
     roi_param: Annotated[
         list[str] | None, typer.Option(help="A backend parameter KEY=VALUE (repeatable), e.g. min_area=0.02.")
     ] = None,
@@ -102,12 +105,16 @@ def build_store_cmd(
     sam_points_per_side: Annotated[int, typer.Option(help="auto mode: point grid per side.")] = 32,
     image_size: Annotated[
         int | None, typer.Option(help="Store image size (default: native; 224 for image files).")
-    ] = None,
+    ] = BUILD.image_size,
     full_diagrams: Annotated[
         bool, typer.Option(help="Also keep every persistence pair (Parquet beside the arrays).")
-    ] = False,
-    superlevel: Annotated[bool, typer.Option(help="Superlevel filtration (bright structures first).")] = False,
-    chunk_size: Annotated[int, typer.Option(help="Samples per chunk (the unit of work and of resume).")] = 64,
+    ] = BUILD.filtration.full_diagrams,
+    superlevel: Annotated[bool, typer.Option(help="Superlevel filtration (bright structures first).")] = (
+        BUILD.filtration.direction == "superlevel"
+    ),
+    chunk_size: Annotated[
+        int, typer.Option(help="Samples per chunk (the unit of work and of resume).")
+    ] = BUILD.chunk_size,
     image_codec: Annotated[
         str | None,
         typer.Option(help="Pixel codec: lz4 (fast to read; the layout's default) or zstd (smaller, for archiving)."),
@@ -115,11 +122,13 @@ def build_store_cmd(
     address: Annotated[str | None, typer.Option(help="Join a Ray cluster: auto or HOST:PORT.")] = None,
     num_cpus: Annotated[int | None, typer.Option(help="CPUs for a local Ray (default: all).")] = None,
     num_gpus: Annotated[int | None, typer.Option(help="GPUs for a local Ray.")] = None,
-    split_seed: Annotated[int, typer.Option(help="Seed of the train/val/test split where none is official.")] = 0,
-    limit: Annotated[int | None, typer.Option(help="Only the first N samples (quick trials).")] = None,
-    max_chunks: Annotated[int | None, typer.Option(help="Stop after N chunks; re-run to resume.")] = None,
-    strict: Annotated[bool, typer.Option(help="Stop at the first failed sample.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Delete an existing store at --out first.")] = False,
+    split_seed: Annotated[
+        int, typer.Option(help="Seed of the train/val/test split where none is official.")
+    ] = BUILD.split_seed,
+    limit: Annotated[int | None, typer.Option(help="Only the first N samples (quick trials).")] = BUILD.limit,
+    max_chunks: Annotated[int | None, typer.Option(help="Stop after N chunks; re-run to resume.")] = BUILD.max_chunks,
+    strict: Annotated[bool, typer.Option(help="Stop at the first failed sample.")] = BUILD.strict,
+    overwrite: Annotated[bool, typer.Option(help="Delete an existing store at --out first.")] = BUILD.overwrite,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     workspace: Workspace = None,
 ) -> None:

@@ -23,12 +23,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from topo.pipeline import chunk as chunk_mod
-from topo.pipeline.persistence import FiltrationSpec
-from topo.pipeline.ray_runtime import RayResources, cluster_cpus, cluster_gpus, ensure_ray
+from topo.pipeline.build_config import BuildConfig
+from topo.pipeline.ray_runtime import cluster_cpus, cluster_gpus, ensure_ray
 from topo.pipeline.roi import RoiEntry, roi_entry
 from topo.pipeline.sources import SampleRecord, Source, get_source
 from topo.store_schema import (
-    DEFAULT_IMAGE_CODEC,
     IMAGE_CODECS,
     SCHEMA_VERSION,
     Geometry,
@@ -47,31 +46,6 @@ DEFAULT_FILE_IMAGE_SIZE = 224
 
 class BuildError(Exception):
     """The build cannot go on (``--strict`` and a failed sample, or a misconfiguration)."""
-
-
-@dataclass
-class BuildConfig:
-    """Everything ``topo build-store`` takes. Defaults are defined here and nowhere else."""
-
-    dataset: str
-    out: Path
-    data_dir: str | None = None
-    size: int = 28  # MedMNIST resolution to read
-    download: bool = False
-    split_seed: int = 0
-    image_size: int | None = None  # store geometry; None = the dataset's native size, 224 for image files
-    limit: int | None = None  # first N records only (quick trials)
-    roi: str = "otsu"
-    roi_params: dict[str, Any] = field(default_factory=dict)
-    filtration: FiltrationSpec = field(default_factory=FiltrationSpec)
-    chunk_size: int = 64
-    image_codec: str = DEFAULT_IMAGE_CODEC  # a key of topo.store_schema.IMAGE_CODECS
-    resources: RayResources = field(default_factory=RayResources)
-    strict: bool = False
-    overwrite: bool = False
-    max_chunks: int | None = None  # stop after this many chunks (a resumable partial build)
-    max_in_flight: int | None = None
-    progress: bool = True
 
 
 @dataclass

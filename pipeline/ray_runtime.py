@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 
 import ray
 
-
-@dataclass(frozen=True)
-class RayResources:
-    """What the job may use: ``address`` joins a cluster (``auto`` or ``HOST:PORT``); else a local Ray starts."""
-
-    address: str | None = None
-    num_cpus: int | None = None
-    num_gpus: int | None = None
+from topo.pipeline.build_config import RayResources
 
 
 def ensure_ray(res: RayResources) -> bool:
