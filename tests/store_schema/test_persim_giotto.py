@@ -65,4 +65,5 @@ def test_to_giotto_keeps_all_but_one_essential_class_of_a_multi_component_roi(di
         assert np.array_equal(np.sort(h0[np.isin(h0[:, 0], births) & (h0[:, 1] == 1.0)][:, 0]), births[1:])
         assert len(h0) == len(raw[0]) - 1
     kept = to_giotto(multi, inf_value=1.0, reduced_homology=False)
-    assert all((r[r[:, 2] == 0][:, 1] == 1.0).sum() >= np.isinf(m[0][:, 1]).sum() for r, m in zip(kept, multi))
+    for r, m in zip(kept, multi, strict=True):
+        assert (r[r[:, 2] == 0][:, 1] == 1.0).sum() >= np.isinf(m[0][:, 1]).sum()
