@@ -13,6 +13,7 @@ from rich.table import Table
 
 from topo import __version__
 from topo.cli.defaults import config_defaults
+from topo.cli.options import StoreOption, StorePositional, backbone_problem, pick_store, print_full
 from topo.cli.roi_options import parse_roi_params, sam_params
 from topo.cli.store_extra import export_datalist_cmd, pack_cmd, unpack_cmd
 from topo.cli.workspace import (
@@ -209,14 +210,15 @@ def _store_arg(store: str | None, dataset: str | None, workspace: Path | None) -
 
 @store_app.command("info")
 def store_info(
-    path: Annotated[str | None, typer.Argument(help="Store path or URL (default: found in the workspace).")] = None,
+    path: StorePositional = None,
+    store: StoreOption = None,
     dataset: DatasetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     failures: Annotated[bool, typer.Option(help="List failed and fallback samples with reasons.")] = False,
     workspace: Workspace = None,
 ) -> None:
     """Dataset, counts, schema version, fingerprint, filtration, ROI, provenance, licence, calibration."""
-    st = _open(_store_arg(path, dataset, workspace))
+    st = _open(_store_arg(pick_store(path, store, err), dataset, workspace))
     d = st.describe()
     if as_json:
         out.print_json(json.dumps(d, default=str))
@@ -258,6 +260,7 @@ def store_info(
         else f"bands {cal.get('bands')}, {cal.get('samples')} images, seed {cal.get('seed')}",
     )
     out.print(t)
+    print_full(out, "fingerprint:", str(d["fingerprint"]))  # the value teams compare: never cut by the table
     if failures and st.is_complete:
         m = st.manifest().to_pandas()
         bad = m[m["status"] != "ok"][["index", "sample_id", "status", "reason"]]
@@ -266,7 +269,8 @@ def store_info(
 
 @store_app.command("verify")
 def store_verify(
-    path: Annotated[str | None, typer.Argument(help="Store path or URL.")] = None,
+    path: StorePositional = None,
+    store: StoreOption = None,
     dataset: DatasetOpt = None,
     workspace: Workspace = None,
 ) -> None:
@@ -274,7 +278,7 @@ def store_verify(
     from topo.store_schema import StoreError
     from topo.store_schema.verify import verify_store
 
-    target = _store_arg(path, dataset, workspace)
+    target = _store_arg(pick_store(path, store, err), dataset, workspace)
     try:
         report = verify_store(target)
     except StoreError as e:
@@ -429,6 +433,8 @@ def train_cmd(
     from topo.trainer.dist import is_main_process
     from topo.trainer.train import train
 
+    if (problem := backbone_problem(backbone)) is not None:
+        fail(problem)
     ws = workspace_root(workspace)
     target = _store_arg(store, dataset, workspace)
     stages = ["visual", "topo", "joint"] if stage == "all" else [stage]
@@ -499,6 +505,7 @@ def eval_cmd(
     workspace: Workspace = None,
 ) -> None:
     """Linear probe on frozen features (selection on val, test once), ACC/AUC, paired t-tests, Table 3."""
+    from topo.store_schema import StoreError
     from topo.trainer.eval.run import evaluate
 
     ws = workspace_root(workspace)
@@ -516,7 +523,7 @@ def eval_cmd(
             report_dir=ws / "reports" / key,
             device=device,
         )
-    except FileNotFoundError as e:
+    except (FileNotFoundError, StoreError, ValueError) as e:
         fail(str(e))
         return
     out.print(res.markdown.read_text())
@@ -531,8 +538,11 @@ def report_cmd(
     """Merge `topo eval` results of several datasets/methods into one Table 3 (Markdown + JSON)."""
     from topo.trainer.eval.report import build_table, load_run_results, to_json, to_markdown
 
-    records = [r for p in results for r in load_run_results(p)]
-    table = build_table(records)
+    try:
+        records = [r for p in results for r in load_run_results(p)]
+        table = build_table(records)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # a missing file, not JSON, or not `topo eval` output
+        fail(f"cannot read the results ({type(e).__name__}: {e}); give results_*.json files written by `topo eval`")
     md = to_markdown(table)
     out_prefix.with_suffix(".md").write_text(md + "\n")
     out_prefix.with_suffix(".json").write_text(json.dumps(to_json(table), indent=1, allow_nan=False))
@@ -545,6 +555,8 @@ def export_cmd(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write model.pt, metadata.json and README.md into.")],
 ) -> None:
     """Export a trained encoder (visual-only or fused) for use outside topo: `topo.load_encoder(OUT)`."""
+    import pickle
+
     from topo.store_schema import StoreError, open_store
     from topo.trainer.checkpoint import CheckpointError, load_checkpoint
     from topo.trainer.export import export_encoder
@@ -559,6 +571,9 @@ def export_cmd(
         path = export_encoder(ck_path, out_dir, store_attrs=attrs)
     except (CheckpointError, FileNotFoundError) as e:
         fail(str(e))
+        return
+    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError) as e:  # a file that is not a topo checkpoint
+        fail(f"{ck_path} is not a topo checkpoint ({type(e).__name__}: {e})")
         return
     out.print(f"exported {ck_path} → {path}")
 

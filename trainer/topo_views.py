@@ -109,6 +109,7 @@ class TopoViews:
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         image = sample["image"].numpy().transpose(1, 2, 0)
         mask = sample["roi_mask"].numpy()
+        mask = mask[0] if mask.ndim == 3 else mask  # samples carry it 1×H×W; the operators take H×W
         views = []
         for v, strength in enumerate(self.strengths()):
             rng = np.random.default_rng([self.seed, self.epoch, int(sample["index"]), v])

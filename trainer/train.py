@@ -161,7 +161,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
         collate=True,
     )
     workers = loader_workers(cfg.num_workers, per_sample_views=transform is not None)
-    steps_per_epoch = len(dataset)
+    steps_per_epoch = dataset.num_batches()
     if steps_per_epoch == 0:
         raise ValueError(f"the train split has fewer samples than one batch of {local_batch} per rank")
     total_steps = cfg.epochs * steps_per_epoch

@@ -43,7 +43,7 @@ def test_online_views_carry_the_diagram_of_the_augmented_roi(calibrated_store):
     assert len(out["views"]) == 2
     spec = FiltrationSpec.from_json(st.persistence_spec)
     image = sample["image"].numpy().transpose(1, 2, 0)
-    mask = sample["roi_mask"].numpy()
+    mask = sample["roi_mask"].numpy()[0]  # samples carry the mask 1×H×W
     for v, strength in enumerate(tv.strengths()):
         rng = np.random.default_rng([tv.seed, tv.epoch, int(sample["index"]), v])
         d = tv.draw(rng, strength)
