@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from topo import __version__
+from topo.cli.cue_check import cue_check_cmd
 from topo.cli.store_extra import export_datalist_cmd, pack_cmd, unpack_cmd
 from topo.cli.workspace import (
     WORKSPACE_ENV,
@@ -37,6 +38,7 @@ app.add_typer(store_app, name="store")
 store_app.command("pack")(pack_cmd)
 store_app.command("unpack")(unpack_cmd)
 store_app.command("export-datalist")(export_datalist_cmd)
+app.command("cue-check")(cue_check_cmd)
 
 out = Console()
 err = Console(stderr=True)
