@@ -394,6 +394,12 @@ def train_cmd(
     topo_views: Annotated[
         str, typer.Option(help="online, precomputed or full_image diagrams of the views.")
     ] = "online",
+    stage3_views: Annotated[
+        str, typer.Option(help="Joint stage views: topo (the paper's) or standard+topo (ablation: stacked).")
+    ] = "topo",
+    intensities: Annotated[
+        str, typer.Option(help="per-op (each operator its own calibrated range) or shared (ablation).")
+    ] = "per-op",
     topo_width: Annotated[int, typer.Option(help="Topology encoder width (the paper: 384).")] = 384,
     self_attention: Annotated[bool, typer.Option(help="Topology encoder self-attention (ablation: off).")] = True,
     cross_attention: Annotated[bool, typer.Option(help="Topology encoder cross-attention (ablation: off).")] = True,
@@ -439,6 +445,8 @@ def train_cmd(
         monitor_every=monitor_every,
         pairing=pairing,
         topo_views=topo_views,
+        stage3_views=stage3_views,
+        intensities=intensities,
         topo_width=topo_width,
         self_attention=self_attention,
         cross_attention=cross_attention,
