@@ -81,3 +81,41 @@ def make_views(
                 v["image"] = augment(source.to(device, non_blocking=True), recipe, size=size, generator=g)
         views.append(v)
     return views[0], views[1]
+
+
+_PAIRING_TEXT = {
+    "weak+strong": "one topology-weak and one topology-strong calibrated view (Table 4 (c), the paper's)",
+    "weak+weak": "two topology-weak calibrated views (Table 4 ablation)",
+    "strong+strong": "two topology-strong calibrated views (Table 4 ablation)",
+}
+_DIAGRAM_TEXT = {
+    "online": "the diagram of each view's ROI, computed online",
+    "full_image": "the diagram of each whole view, computed online at train and eval (Table 4 (b))",
+    "precomputed": "the stored diagram of the un-augmented image (ablation)",
+}
+
+
+def view_definition(cfg: TrainConfig) -> str:
+    """One sentence saying what this run's two views are (printed in the report beside its row)."""
+    if cfg.stage == "visual":
+        return "the base method's own weak/strong visual pair (random resized crop, flip, jitter, blur, solarise)"
+    if cfg.pairing == "standard" and (cfg.stage == "topo" or cfg.stage3_views == "standard+topo"):
+        pair = "uncalibrated topology-aware views (combinations and intensities drawn uniformly)"
+    elif cfg.pairing == "standard":
+        return (
+            "Table 4 (a): the base method's own weak/strong visual pair for both encoders; the diagram of each "
+            "whole augmented view, computed online"
+        )
+    else:
+        each = (
+            "each operator's intensity from its own calibrated range"
+            if cfg.intensities == "per-op"
+            else ("one intensity for all operators of a combination (ablation)")
+        )
+        pair = f"{_PAIRING_TEXT[cfg.pairing]}, {each}"
+    text = f"{pair}; {_DIAGRAM_TEXT[cfg.topo_views]}"
+    if cfg.stage == "joint" and cfg.stage3_views == "standard+topo":
+        text += "; standard visual augmentation stacked on the views for the visual encoder (ablation)"
+    elif cfg.stage == "joint":
+        text += "; the visual encoder sees the same view images, unaugmented further"
+    return text

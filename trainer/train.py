@@ -37,7 +37,7 @@ from topo.trainer.data import StoreDataset, make_loader
 from topo.trainer.dist import get_rank, get_world_size, is_main_process
 from topo.trainer.eval.extract import DIAGRAM_KEYS, extract_features
 from topo.trainer.methods import build_method
-from topo.trainer.stage_views import make_views
+from topo.trainer.stage_views import make_views, view_definition
 from topo.trainer.topo_views import TopoViews
 
 LAST, FINAL = "checkpoints/last.pt", "checkpoints/final.pt"
@@ -222,7 +222,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     log_file = None
     if is_main_process():
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(cfg.to_json(), indent=2))
+        (out_dir / "config.json").write_text(json.dumps({**cfg.to_json(), "views": view_definition(cfg)}, indent=2))
+        console.print(f"{cfg.stage} views: {view_definition(cfg)}")
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out_dir / "tb"))
@@ -333,8 +334,10 @@ def _monitors(
     """KNN accuracy and online-probe accuracy on the validation split (never the test split)."""
     from topo.trainer.eval.knn import knn_accuracy
 
-    train = extract_features(encoder, cfg.store, "train", stage=cfg.stage, image_size=size, device=device, limit=4096)
-    val = extract_features(encoder, cfg.store, "val", stage=cfg.stage, image_size=size, device=device)
+    kw: dict[str, Any] = {"stage": cfg.stage, "image_size": size, "device": device}
+    kw["full_image"] = cfg.topo_views == "full_image"  # diagrams as in training: of the whole image
+    train = extract_features(encoder, cfg.store, "train", limit=4096, **kw)
+    val = extract_features(encoder, cfg.store, "val", **kw)
     assert not isinstance(train, tuple) and not isinstance(val, tuple)
     with torch.no_grad():
         pred = probe(torch.from_numpy(val.x).to(device)).argmax(1).cpu().numpy()

@@ -78,3 +78,30 @@ def test_full_image_views_need_a_full_image_calibration(calibrated_store, tmp_pa
     cfg = _cfg(calibrated_store, tmp_path, topo_views="full_image", backbone="resnet18", device="cpu")
     with pytest.raises(ValueError, match="calibrate-aug --full-image"):
         train(cfg)
+
+
+def test_eval_of_a_full_image_run_uses_whole_image_diagrams(calibrated_store):
+    from topo.trainer.eval.extract import batch_view
+
+    st = open_store(calibrated_store)
+    spec = FiltrationSpec.from_json(st.persistence_spec)
+    ds = StoreDataset(
+        str(calibrated_store), splits="val", batch_size=4, shuffle=False, rank=0, world_size=1, collate=True
+    )
+    batch = next(iter(ds))
+    whole = batch_view(batch, "joint", None, CPU, spec)
+    ref = topk_diagrams(list(batch["image"].numpy().transpose(0, 2, 3, 1)), [None] * 4, spec)
+    assert np.array_equal(whole["pd_h0"].numpy(), ref.h0) and np.array_equal(whole["pd_h1"].numpy(), ref.h1)
+    roi = batch_view(batch, "joint", None, CPU)
+    assert np.array_equal(roi["pd_h1"].numpy(), batch["pd_h1"].numpy())
+
+
+def test_every_row_says_what_its_views_are(calibrated_store, tmp_path):
+    from topo.trainer.stage_views import view_definition
+
+    paper = view_definition(_cfg(calibrated_store, tmp_path))
+    assert "its own calibrated range" in paper and "same view images" in paper
+    assert "Table 4 (a)" in view_definition(_cfg(calibrated_store, tmp_path, pairing="standard"))
+    assert "Table 4 (b)" in view_definition(_cfg(calibrated_store, tmp_path, topo_views="full_image"))
+    assert "stacked" in view_definition(_cfg(calibrated_store, tmp_path, stage3_views="standard+topo"))
+    assert "visual pair" in view_definition(TrainConfig(store="s", out_dir="o", stage="visual"))
