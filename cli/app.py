@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from topo import __version__
+from topo.cli.cue_check import cue_check_cmd
 from topo.cli.defaults import config_defaults
 from topo.cli.options import StoreOption, StorePositional, backbone_problem, pick_store, print_full
 from topo.cli.roi_options import parse_roi_params, sam_params
@@ -45,6 +46,7 @@ app.add_typer(store_app, name="store")
 store_app.command("pack")(pack_cmd)
 store_app.command("unpack")(unpack_cmd)
 store_app.command("export-datalist")(export_datalist_cmd)
+app.command("cue-check")(cue_check_cmd)
 
 out = Console()
 err = Console(stderr=True)
@@ -411,6 +413,12 @@ def train_cmd(
     topo_views: Annotated[
         str, typer.Option(help="online, precomputed or full_image diagrams of the views.")
     ] = "online",
+    stage3_views: Annotated[
+        str, typer.Option(help="Joint stage views: topo (the paper's) or standard+topo (ablation: stacked).")
+    ] = "topo",
+    intensities: Annotated[
+        str, typer.Option(help="per-op (each operator its own calibrated range) or shared (ablation).")
+    ] = "per-op",
     topo_width: Annotated[int, typer.Option(help="Topology encoder width (the paper: 384).")] = 384,
     self_attention: Annotated[bool, typer.Option(help="Topology encoder self-attention (ablation: off).")] = True,
     cross_attention: Annotated[bool, typer.Option(help="Topology encoder cross-attention (ablation: off).")] = True,
@@ -458,6 +466,8 @@ def train_cmd(
         monitor_every=monitor_every,
         pairing=pairing,
         topo_views=topo_views,
+        stage3_views=stage3_views,
+        intensities=intensities,
         topo_width=topo_width,
         self_attention=self_attention,
         cross_attention=cross_attention,
