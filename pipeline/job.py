@@ -33,9 +33,11 @@ from topo.store_schema import (
     SCHEMA_VERSION,
     Geometry,
     Store,
+    StoreError,
     StoreFiles,
     create_store,
     open_store,
+    remove_store,
 )
 from topo.store_schema.fingerprint import fingerprint
 from topo.store_schema.lock import writer_lock
@@ -126,9 +128,7 @@ def _roi_spec(cfg: BuildConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     # Every setting that changes the masks, SAM's defaults included (they are part of what the store means);
     # the checkpoint by content, so a renamed file still resumes and fingerprints the same.
     not_content = ("self", "checkpoint", "device", "batch_size")
-    defaults = {
-        k: p.default for k, p in inspect.signature(SamRoi.__init__).parameters.items() if k not in not_content
-    }
+    defaults = {k: p.default for k, p in inspect.signature(SamRoi.__init__).parameters.items() if k not in not_content}
     recorded = {**defaults, **{k: v for k, v in params.items() if k not in not_content}}
     return params, {
         "backend": "sam",
@@ -170,11 +170,13 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
         "roi": roi_record,
         "persistence": cfg.filtration.to_json(),
     }
-    if cfg.overwrite and Path(cfg.out).exists():
-        if not (Path(cfg.out) / StoreFiles.BUILD_CONFIG).exists():
-            # Never delete a directory that build-store did not make, whatever --out names.
-            raise BuildError(f"--overwrite: {cfg.out} is not a store made by build-store; refusing to delete it")
-        shutil.rmtree(cfg.out)
+    if cfg.overwrite:
+        # Never delete a directory that is not recognisably a topo store (or an empty/partial one), whatever --out
+        # names.
+        try:
+            remove_store(cfg.out)
+        except StoreError as e:
+            raise BuildError(f"--overwrite: {e}") from None
     roi_attrs = dict(roi_record)
     if cfg.roi == "sam":
         from topo.pipeline.roi.sam import OFFICIAL_CHECKPOINTS
@@ -192,6 +194,7 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
     if info.non_commercial:
         console.print(f"[yellow]note:[/] {info.name} is licensed {info.license}: non-commercial use only.")
     if store.is_complete:
+        shutil.rmtree(Path(cfg.out) / StoreFiles.CHUNK_PARTS, ignore_errors=True)  # a kill during finalise's cleanup
         console.print(f"{cfg.out} is already complete; nothing to do (use --overwrite to rebuild).")
         return _summary_from_store(store, 0, geometry.num_chunks, time.perf_counter() - t0)
 
