@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from topo.pipeline import chunk as chunk_mod
+from topo.pipeline import resume_inputs
 from topo.pipeline.persistence import FiltrationSpec
 from topo.pipeline.ray_runtime import RayResources, cluster_cpus, cluster_gpus, ensure_ray
 from topo.pipeline.roi import ROI_NAMES
@@ -198,6 +199,7 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
         console.print(f"{cfg.out} is already complete; nothing to do (use --overwrite to rebuild).")
         return _summary_from_store(store, 0, geometry.num_chunks, time.perf_counter() - t0)
 
+    resume_inputs.check_or_record(cfg.out, resume_inputs.listing(source, records))  # never mix two datasets
     done = {c for c in range(geometry.num_chunks) if (Path(cfg.out) / StoreFiles.chunk_part(c)).exists()}
     todo = [c for c in range(geometry.num_chunks) if c not in done]
     if cfg.max_chunks is not None:

@@ -11,6 +11,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,10 @@ class Source(ABC):
     def content_options(self) -> dict[str, Any]:
         """Options that change what the source yields, for the store's build config and fingerprint."""
         return {}
+
+    def input_files(self, records: Sequence[SampleRecord]) -> list[Path | None]:
+        """The file each record is read from (``None`` where there is none), for the resume input check."""
+        return [None] * len(records)
 
 
 def stratified_split(

@@ -50,6 +50,9 @@ class FileListSource(Source):
     def content_options(self) -> dict[str, Any]:
         return {"split_policy": self._info.split_policy}
 
+    def input_files(self, records: Sequence[SampleRecord]) -> list[Path | None]:
+        return [self.root / r.source_ref for r in records]
+
 
 def folder_source(
     root: str | Path,

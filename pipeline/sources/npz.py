@@ -166,6 +166,9 @@ class NpzSource(Source):
     def content_options(self) -> dict[str, Any]:
         return {"file": self.path.name}
 
+    def input_files(self, records: Sequence[SampleRecord]) -> list[Path | None]:
+        return [self.path] * len(records)
+
 
 def _row(rec: SampleRecord) -> int:
     return int(rec.source_ref.rsplit("[", 1)[1].rstrip("]"))
