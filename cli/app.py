@@ -254,6 +254,7 @@ def store_verify(
     path: Annotated[str | None, typer.Argument(help="Store path or URL.")] = None,
     dataset: DatasetOpt = None,
     workspace: Workspace = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Skip re-reading the chunks.")] = False,
 ) -> None:
     """Check a store against the contract; exit non-zero naming every problem."""
     from topo.store_schema import StoreError
@@ -261,7 +262,7 @@ def store_verify(
 
     target = _store_arg(path, dataset, workspace)
     try:
-        report = verify_store(target)
+        report = verify_store(target, fast=fast)
     except StoreError as e:
         fail(str(e), 1)
         return

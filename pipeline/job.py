@@ -43,6 +43,7 @@ from topo.store_schema import (
 from topo.store_schema.fingerprint import fingerprint
 from topo.store_schema.lock import writer_lock
 from topo.store_schema.provenance import now, versions
+from topo.store_schema.seal import seal
 from topo.store_schema.store import write_table_atomic
 
 DEFAULT_FILE_IMAGE_SIZE = 224
@@ -370,10 +371,11 @@ def _finalize(store: Store, build_config: dict[str, Any], g: Geometry) -> str:
     write_table_atomic(root / StoreFiles.MANIFEST, manifest)
     write_table_atomic(root / StoreFiles.CHECKSUMS, sums.sort_by([("array", "ascending"), ("chunk", "ascending")]))
     status = Counter(manifest["status"].to_pylist())
-    store.update_attrs(
-        fingerprint=fp,
-        build={"complete": True, "num_chunks": g.num_chunks, "finished": now(), "counts": dict(status)},
-    )
+    done = {
+        "fingerprint": fp,
+        "build": {"complete": True, "num_chunks": g.num_chunks, "finished": now(), "counts": dict(status)},
+    }
+    store.update_attrs(**done, integrity=seal(store.location, {**store.attrs, **done}))  # one write: sealed or not
     shutil.rmtree(root / StoreFiles.CHUNK_PARTS, ignore_errors=True)
     return fp
 

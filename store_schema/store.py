@@ -23,6 +23,7 @@ from topo.store_schema.layout import (
 )
 from topo.store_schema.location import Location
 from topo.store_schema.manifest import MANIFEST_SCHEMA
+from topo.store_schema.seal import seal_problem
 
 REQUIRED_ATTRS = ("schema_version", "dataset", "geometry", "persistence", "roi", "build", "provenance")
 
@@ -141,9 +142,13 @@ class Store:
 
     def read_table(self, key: str) -> pa.Table:
         try:
-            return pq.read_table(io.BytesIO(self.location.read_bytes(key)))
+            data = self.location.read_bytes(key)
         except FileNotFoundError as e:
             raise StoreError(f"{self.location}: {key} is missing") from e
+        try:
+            return pq.read_table(io.BytesIO(data))
+        except (pa.ArrowException, OSError) as e:  # truncated or not Parquet at all
+            raise StoreError(f"{self.location}: {key} is not readable Parquet (truncated or corrupt): {e}") from e
 
     def manifest(self) -> pa.Table:
         if not self.is_complete:
@@ -215,12 +220,19 @@ class Store:
         elif not self.location.exists(StoreFiles.MANIFEST):
             out.append(f"{StoreFiles.MANIFEST} is missing")
         else:
-            m = self.read_table(StoreFiles.MANIFEST)
+            try:
+                m = self.read_table(StoreFiles.MANIFEST)
+            except StoreError as e:
+                return [*out, str(e)]
             if m.num_rows != g.num_samples:
                 out.append(f"manifest has {m.num_rows} rows, expected {g.num_samples}")
             absent = [f.name for f in MANIFEST_SCHEMA if f.name not in m.column_names]
             if absent:
                 out.append(f"manifest lacks column(s): {', '.join(absent)}")
+            # Last, and only for an otherwise sound store: a precise problem above says more than "digest differs".
+            sealed = None if out else seal_problem(self.location, self._attrs)
+            if sealed:
+                out.append(sealed)
         return out
 
     def validate(self) -> None:
