@@ -6,7 +6,8 @@ What is checked, in order (every problem is reported, not only the first):
   (:mod:`~topo.store_schema.seal`), which covers attributes, array metadata, manifest and checksum table;
 * that a root digest was recorded at all (a store finished by an older topo has none);
 * checksum-table coverage: every chunk of every per-sample array has exactly one entry, with that chunk's range;
-* no unknown files: nothing in the store that the layout does not declare (a directory or a packed zip);
+* no unknown files: nothing in the store that the layout does not declare (a directory or a packed zip; the
+  temporary files of an interrupted write, which are never read nor packed, are left out);
 * calibration tables, when the store says it has them: present and readable;
 * unless ``fast``: every chunk re-read and compared with its checksum (the expensive part).
 """
@@ -24,6 +25,7 @@ from topo.store_schema.errors import StoreError
 from topo.store_schema.integrity import block_digest
 from topo.store_schema.layout import CHUNK_ARRAYS, StoreFiles, arrays_for
 from topo.store_schema.location import Location
+from topo.store_schema.pack import _is_temporary
 from topo.store_schema.seal import SEAL_KEY, SEAL_PROBLEM
 from topo.store_schema.store import Store, open_store
 
@@ -105,7 +107,8 @@ def _unknown_files(store: Store) -> list[str]:
     if members is None:
         return []
     exact, chunk_key = _allowed(store)
-    unknown = sorted(m for m in members if m not in exact and not chunk_key.match(m))
+    # Leftovers of interrupted atomic writes are never read and never packed (pack's rule): not the store's content.
+    unknown = sorted(m for m in members if m not in exact and not chunk_key.match(m) and not _is_temporary(m))
     if not unknown:
         return []
     return [f"{len(unknown)} file(s) that are not part of a topo store: {_listed(unknown)}"]
