@@ -76,6 +76,8 @@ def prepare(task: ChunkTask, payloads: Sequence[Payload], roi: RoiBackend) -> li
             out.append(Prepared(d.image, None, d.input_sha256, Status.OK, None))
         except SampleError as e:
             out.append(Prepared(None, None, None, Status.FAILED, e.reason))
+        except Exception as e:  # any error of one sample (a decoder's, a MemoryError) fails that sample alone
+            out.append(Prepared(None, None, None, Status.FAILED, f"decode failed: {type(e).__name__}: {e}"))
     todo = [p for p in out if p.status == Status.OK]
     if todo:
         try:
