@@ -98,6 +98,9 @@ def check_records(records: list[SampleRecord], num_classes: int) -> list[str | N
     seen: dict[str, int] = {}
     out: list[str | None] = []
     for i, r in enumerate(records):
+        if r.problem is not None:
+            out.append(r.problem)
+            continue
         if r.sample_id in seen:
             out.append(f"duplicate sample_id (first at index {seen[r.sample_id]})")
             continue
@@ -193,6 +196,8 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
         "calibration": None,
     }
     store = create_store(cfg.out, geometry, attrs, build_config=build_config, image_codec=cfg.image_codec)
+    for line in source.warnings():
+        console.print(f"[yellow]warning:[/] {line}")
     if info.non_commercial:
         console.print(f"[yellow]note:[/] {info.name} is licensed {info.license}: non-commercial use only.")
     if store.is_complete:

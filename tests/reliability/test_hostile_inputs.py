@@ -110,7 +110,7 @@ def test_the_hostile_folder_builds_to_completion(ray_session, tmp_path: Path) ->
     assert s.complete
     m = open_store(tmp_path / "s.zarr").manifest().to_pandas()
     failed = m[m["status"] == "failed"]
-    expected = {f"data/benign/{n.rsplit('.', 1)[0]}": reason for n, (_, reason) in hostile().items()}
+    expected = {f"data/benign/{n}": reason for n, (_, reason) in hostile().items()}
     assert set(failed["sample_id"]) == set(expected)
     for sid, reason in zip(failed["sample_id"], failed["reason"], strict=True):
         assert expected[sid] in reason, (sid, reason)
