@@ -25,8 +25,12 @@ class StoreLockedError(StoreError):
 
 
 def lock_path(store_dir: str | os.PathLike[str]) -> Path:
-    """The writer lock of the store at ``store_dir``."""
-    p = Path(store_dir)
+    """The writer lock of the store at ``store_dir``, beside its real path.
+
+    Resolved (symbolic links, ``..``) so that two spellings of one store -- an alias link, a relative path --
+    take the same lock.
+    """
+    p = Path(os.path.realpath(store_dir))
     return p.with_name(p.name + ".lock")
 
 

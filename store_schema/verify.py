@@ -15,7 +15,6 @@ What is checked, in order (every problem is reported, not only the first):
 from __future__ import annotations
 
 import os
-import re
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from topo.store_schema.errors import StoreError
 from topo.store_schema.integrity import block_digest
 from topo.store_schema.layout import CHUNK_ARRAYS, StoreFiles, arrays_for
 from topo.store_schema.location import Location
-from topo.store_schema.pack import _is_temporary
+from topo.store_schema.members import member_filter
 from topo.store_schema.seal import SEAL_KEY, SEAL_PROBLEM
 from topo.store_schema.store import Store, open_store
 
@@ -91,24 +90,12 @@ def _members(loc: Location) -> list[str] | None:
     return [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()]
 
 
-def _allowed(store: Store) -> tuple[set[str], re.Pattern[str]]:
-    names = list(arrays_for(store.schema_version))
-    exact = {"zarr.json", StoreFiles.MANIFEST, StoreFiles.CHECKSUMS, StoreFiles.BUILD_CONFIG, StoreFiles.BUILD_INPUTS}
-    exact |= {f"{n}/zarr.json" for n in names}
-    exact |= {StoreFiles.CALIBRATION_DELTAS, StoreFiles.CALIBRATION_TABLE, StoreFiles.CALIBRATION_RANGES}
-    if store.persistence_spec.get("full_diagrams"):
-        exact |= {StoreFiles.full_diagrams_part(c) for c in range(store.geometry.num_chunks)}
-    chunk_keys = "|".join(re.escape(n) for n in names)
-    return exact, re.compile(rf"^(?:{chunk_keys})/c(?:/\d+)+$")
-
-
 def _unknown_files(store: Store) -> list[str]:
     members = _members(store.location)
     if members is None:
         return []
-    exact, chunk_key = _allowed(store)
-    # Leftovers of interrupted atomic writes are never read and never packed (pack's rule): not the store's content.
-    unknown = sorted(m for m in members if m not in exact and not chunk_key.match(m) and not _is_temporary(m))
+    allowed = member_filter(store.attrs)
+    unknown = sorted(m for m in members if not allowed(m))
     if not unknown:
         return []
     return [f"{len(unknown)} file(s) that are not part of a topo store: {_listed(unknown)}"]
