@@ -41,7 +41,7 @@ from topo.store_schema import (
     remove_store,
 )
 from topo.store_schema.fingerprint import fingerprint
-from topo.store_schema.lock import writer_lock
+from topo.store_schema.lock import lease_of_this_process, writer_lock
 from topo.store_schema.provenance import now, versions
 from topo.store_schema.seal import seal
 from topo.store_schema.store import write_table_atomic
@@ -324,6 +324,7 @@ def _run_chunks(
                 geometry=g.to_json(),
                 filtration=store.persistence_spec,
                 split_names=split_names,
+                lease=lease_of_this_process(),  # a task outliving a killed driver must not write
             )
             if sam_pool:
                 prepared = sam_pool[i % len(sam_pool)].prepare.remote(task, payloads)

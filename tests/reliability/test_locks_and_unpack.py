@@ -87,3 +87,15 @@ def test_the_intact_archive_unpacks_and_verifies(packed, tmp_path: Path) -> None
     _, z = packed
     out = unpack_store(z, tmp_path / "ok.zarr")
     assert (out / "zarr.json").is_file()
+
+
+def test_a_task_whose_driver_lost_the_lock_may_not_write(tmp_path: Path) -> None:
+    from topo.store_schema.lock import check_lease, lease_of_this_process
+
+    store = tmp_path / "s.zarr"
+    with writer_lock(store, "build-store"):
+        check_lease(store, lease_of_this_process())  # the holder's own tasks write
+        with pytest.raises(StoreLockedError, match="no longer holds"):
+            check_lease(store, "elsewhere:1")  # a task issued by a killed driver, after a resume took over
+    with pytest.raises(StoreLockedError, match="no longer holds"):
+        check_lease(store, lease_of_this_process())  # nobody holds it
