@@ -275,6 +275,7 @@ def store_verify(
     store: StoreOption = None,
     dataset: DatasetOpt = None,
     workspace: Workspace = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Skip re-reading the chunks.")] = False,
 ) -> None:
     """Check a store against the contract; exit non-zero naming every problem."""
     from topo.store_schema import StoreError
@@ -282,7 +283,7 @@ def store_verify(
 
     target = _store_arg(pick_store(path, store, err), dataset, workspace)
     try:
-        report = verify_store(target)
+        report = verify_store(target, fast=fast)
     except StoreError as e:
         fail(str(e), 1)
         return

@@ -23,6 +23,7 @@ from topo.pipeline.roi import RoiBackend, RoiEntry
 from topo.pipeline.sources import Payload
 from topo.store_schema import ARRAYS, CHUNK_ARRAYS, Geometry, Status, StoreFiles
 from topo.store_schema.integrity import block_digest
+from topo.store_schema.lock import check_lease
 from topo.store_schema.manifest import CHECKSUM_SCHEMA, FULL_DIAGRAM_SCHEMA, MANIFEST_SCHEMA
 from topo.store_schema.store import write_table_atomic
 
@@ -50,6 +51,7 @@ class ChunkTask:
     geometry: dict[str, int]
     filtration: dict[str, Any]
     split_names: tuple[str, ...]
+    lease: str | None = None  # the writer lock's owner when the task was issued (None: no lease check)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ def prepare(task: ChunkTask, payloads: Sequence[Payload], roi: RoiBackend) -> li
             out.append(Prepared(d.image, None, d.input_sha256, Status.OK, None))
         except SampleError as e:
             out.append(Prepared(None, None, None, Status.FAILED, e.reason))
+        except Exception as e:  # any error of one sample (a decoder's, a MemoryError) fails that sample alone
+            out.append(Prepared(None, None, None, Status.FAILED, f"decode failed: {type(e).__name__}: {e}"))
     todo = [p for p in out if p.status == Status.OK]
     if todo:
         try:
@@ -114,6 +118,7 @@ def finish(task: ChunkTask, prepared: Sequence[Prepared]) -> ChunkResult:
         blocks["images"][i] = p.image
         blocks["roi_masks"][i] = p.mask
 
+    _check_lease(task)
     group = zarr.open_group(task.store_path, mode="r+")
     stop = task.start + n
     for name, block in blocks.items():
@@ -146,12 +151,18 @@ def finish(task: ChunkTask, prepared: Sequence[Prepared]) -> ChunkResult:
         "status": [p.status.label for p in prepared],
         "reason": [p.reason for p in prepared],
     }
+    _check_lease(task)  # again: the arrays took a while, and the completion record is what a resume trusts
     write_table_atomic(root / StoreFiles.chunk_part(task.chunk), pa.table(rows, schema=MANIFEST_SCHEMA))
     counts = {s.label: sum(p.status == s for p in prepared) for s in (Status.OK, Status.FALLBACK, Status.FAILED)}
     failed = next(
         ((r[0], p.reason or "") for r, p in zip(task.records, prepared, strict=True) if p.status == Status.FAILED), None
     )
     return ChunkResult(task.chunk, n, counts, failed, time.perf_counter() - t0)
+
+
+def _check_lease(task: ChunkTask) -> None:
+    if task.lease is not None:
+        check_lease(task.store_path, task.lease)
 
 
 def _diagrams_into(

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from topo.pipeline import decode_limits as limits
 from topo.pipeline.sources.base import Payload, ReadFailure
 from topo.store_schema.filtration import BT601_LUMA
 
@@ -50,6 +51,7 @@ def _from_bytes(data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
             if im.width * im.height > MAX_PIXELS:
                 raise SampleError(f"image too large: {im.width}x{im.height} pixels > {MAX_PIXELS} allowed")
+            limits.check_shape(im.width, im.height)  # from the header, before any pixel is decoded
             im.load()  # forces the full decode so a truncated file fails here
             if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBA", "RGBX", "1"):
                 im = im.convert("RGB" if im.mode != "1" else "L")
@@ -58,6 +60,8 @@ def _from_bytes(data: bytes) -> np.ndarray:
             return np.asarray(im)
     except SampleError:
         raise
+    except limits.DecodeLimitError as e:
+        raise SampleError(e.reason) from None
     except Image.DecompressionBombError as e:
         raise SampleError(f"image too large: {e}") from e
     except UnidentifiedImageError as e:
@@ -124,7 +128,13 @@ def decode(payload: Payload, *, height: int, width: int, channels: int) -> Decod
         raise SampleError(f"wrong shape {a.shape}: expected HxW or HxWxC")
     if a.shape[0] * a.shape[1] > MAX_PIXELS:
         raise SampleError(f"image too large: {a.shape[1]}x{a.shape[0]} pixels > {MAX_PIXELS} allowed")
+    try:
+        limits.check_shape(a.shape[1], a.shape[0])
+        limits.check_range(a)
+    except limits.DecodeLimitError as e:
+        raise SampleError(e.reason) from None
     a = np.ascontiguousarray(a)
     sha = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode() + a.tobytes()).hexdigest()
-    img = _fit(_channels(_to_uint8(a), channels), height, width)
-    return Decoded(image=img, input_sha256=sha)
+    c = _channels(_to_uint8(a), channels)
+    img = limits.crop_then_upscale(c, height, width)
+    return Decoded(image=_fit(c, height, width) if img is None else img, input_sha256=sha)

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from topo.pipeline import chunk as chunk_mod
+from topo.pipeline import resume_inputs
 from topo.pipeline.build_config import BuildConfig
 from topo.pipeline.ray_runtime import cluster_cpus, cluster_gpus, ensure_ray
 from topo.pipeline.roi import RoiEntry, roi_entry
@@ -32,13 +33,16 @@ from topo.store_schema import (
     SCHEMA_VERSION,
     Geometry,
     Store,
+    StoreError,
     StoreFiles,
     create_store,
     open_store,
+    remove_store,
 )
 from topo.store_schema.fingerprint import fingerprint
-from topo.store_schema.lock import writer_lock
+from topo.store_schema.lock import lease_of_this_process, writer_lock
 from topo.store_schema.provenance import now, versions
+from topo.store_schema.seal import seal
 from topo.store_schema.store import write_table_atomic
 
 DEFAULT_FILE_IMAGE_SIZE = 224
@@ -68,6 +72,9 @@ def check_records(records: list[SampleRecord], num_classes: int) -> list[str | N
     seen: dict[str, int] = {}
     out: list[str | None] = []
     for i, r in enumerate(records):
+        if r.problem is not None:
+            out.append(r.problem)
+            continue
         if r.sample_id in seen:
             out.append(f"duplicate sample_id (first at index {seen[r.sample_id]})")
             continue
@@ -123,11 +130,13 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
         "roi": roi_record,
         "persistence": cfg.filtration.to_json(),
     }
-    if cfg.overwrite and Path(cfg.out).exists():
-        if not (Path(cfg.out) / StoreFiles.BUILD_CONFIG).exists():
-            # Never delete a directory that build-store did not make, whatever --out names.
-            raise BuildError(f"--overwrite: {cfg.out} is not a store made by build-store; refusing to delete it")
-        shutil.rmtree(cfg.out)
+    if cfg.overwrite:
+        # Never delete a directory that is not recognisably a topo store (or an empty/partial one), whatever --out
+        # names.
+        try:
+            remove_store(cfg.out)
+        except StoreError as e:
+            raise BuildError(f"--overwrite: {e}") from None
     attrs = {
         "dataset": info.to_json(),
         "persistence": cfg.filtration.to_json(),
@@ -136,12 +145,16 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
         "calibration": None,
     }
     store = create_store(cfg.out, geometry, attrs, build_config=build_config, image_codec=cfg.image_codec)
+    for line in source.warnings():
+        console.print(f"[yellow]warning:[/] {line}")
     if info.non_commercial:
         console.print(f"[yellow]note:[/] {info.name} is licensed {info.license}: non-commercial use only.")
     if store.is_complete:
+        shutil.rmtree(Path(cfg.out) / StoreFiles.CHUNK_PARTS, ignore_errors=True)  # a kill during finalise's cleanup
         console.print(f"{cfg.out} is already complete; nothing to do (use --overwrite to rebuild).")
         return _summary_from_store(store, 0, geometry.num_chunks, time.perf_counter() - t0)
 
+    resume_inputs.check_or_record(cfg.out, resume_inputs.listing(source, records))  # never mix two datasets
     done = {c for c in range(geometry.num_chunks) if (Path(cfg.out) / StoreFiles.chunk_part(c)).exists()}
     todo = [c for c in range(geometry.num_chunks) if c not in done]
     if cfg.max_chunks is not None:
@@ -251,6 +264,7 @@ def _run_chunks(
                 geometry=g.to_json(),
                 filtration=store.persistence_spec,
                 split_names=split_names,
+                lease=lease_of_this_process(),  # a task outliving a killed driver must not write
             )
             if actors:
                 prepared = actors[i % len(actors)].prepare.remote(task, payloads)
@@ -316,10 +330,11 @@ def _finalize(store: Store, build_config: dict[str, Any], g: Geometry) -> str:
     write_table_atomic(root / StoreFiles.MANIFEST, manifest)
     write_table_atomic(root / StoreFiles.CHECKSUMS, sums.sort_by([("array", "ascending"), ("chunk", "ascending")]))
     status = Counter(manifest["status"].to_pylist())
-    store.update_attrs(
-        fingerprint=fp,
-        build={"complete": True, "num_chunks": g.num_chunks, "finished": now(), "counts": dict(status)},
-    )
+    done = {
+        "fingerprint": fp,
+        "build": {"complete": True, "num_chunks": g.num_chunks, "finished": now(), "counts": dict(status)},
+    }
+    store.update_attrs(**done, integrity=seal(store.location, {**store.attrs, **done}))  # one write: sealed or not
     shutil.rmtree(root / StoreFiles.CHUNK_PARTS, ignore_errors=True)
     return fp
 

@@ -4,6 +4,7 @@ Everything that reads or writes a store asks this package; nothing else spells a
 file name. See :mod:`topo.store_schema.layout` for the declaration itself.
 """
 
+from topo.store_schema.creation import create_store, remove_store
 from topo.store_schema.errors import StoreError, StoreIncompleteError, StoreVersionError
 from topo.store_schema.layout import (
     ARRAYS,
@@ -17,7 +18,7 @@ from topo.store_schema.layout import (
     StoreFiles,
 )
 from topo.store_schema.manifest import MANIFEST_SCHEMA
-from topo.store_schema.store import Store, create_store, open_store
+from topo.store_schema.store import Store, open_store
 
 __all__ = [
     "ARRAYS",
@@ -36,4 +37,5 @@ __all__ = [
     "StoreVersionError",
     "create_store",
     "open_store",
+    "remove_store",
 ]

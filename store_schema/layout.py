@@ -206,6 +206,7 @@ class StoreFiles:
     CHECKSUMS = "checksums.parquet"
     BUILD_DIR = "_build"
     BUILD_CONFIG = "_build/config.json"
+    BUILD_INPUTS = "_build/inputs.json"  # the input listing a resumed build must match (names, sizes, mtimes)
     CHUNK_PARTS = "_build/chunks"
     FULL_DIAGRAMS_DIR = "full_diagrams"
     CALIBRATION_DIR = "calibration"

@@ -25,8 +25,12 @@ class StoreLockedError(StoreError):
 
 
 def lock_path(store_dir: str | os.PathLike[str]) -> Path:
-    """The writer lock of the store at ``store_dir``."""
-    p = Path(store_dir)
+    """The writer lock of the store at ``store_dir``, beside its real path.
+
+    Resolved (symbolic links, ``..``) so that two spellings of one store -- an alias link, a relative path --
+    take the same lock.
+    """
+    p = Path(os.path.realpath(store_dir))
     return p.with_name(p.name + ".lock")
 
 
@@ -79,3 +83,27 @@ def writer_lock(store_dir: str | os.PathLike[str], job: str) -> Iterator[Path]:
         yield path
     finally:
         path.unlink(missing_ok=True)
+
+
+def lease_of_this_process() -> str:
+    """The lease a job holding the writer lock hands to its workers: ``host:pid`` of the lock's owner."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def check_lease(store_dir: str | os.PathLike[str], lease: str) -> None:
+    """Raise unless the store's writer lock is still held by the job that issued ``lease``.
+
+    A Ray task of a driver killed with SIGKILL can outlive it by seconds; once a resumed build has taken the lock
+    over, such a task must not write into the store. Workers call this before they write and before they record
+    a chunk as done.
+
+    Raises:
+        StoreLockedError: the lock is gone or another job holds it.
+    """
+    path = lock_path(store_dir)
+    try:
+        owner = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        owner = {}
+    if f"{owner.get('host')}:{owner.get('pid')}" != lease:
+        raise StoreLockedError(f"{Path(store_dir)}: the job that started this task no longer holds {path}; not writing")

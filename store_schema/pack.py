@@ -20,6 +20,7 @@ store opens (and, by default, verifies). Nothing in an archive is executed or un
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -32,11 +33,11 @@ from pathlib import Path, PurePosixPath
 from topo.store_schema.errors import StoreError
 from topo.store_schema.layout import StoreFiles
 from topo.store_schema.location import Location
+from topo.store_schema.members import is_temporary, member_filter, size_budget
 
 # The earliest date a zip can hold; a fixed stamp makes archives reproducible.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o100644  # regular file, rw-r--r--, in the high 16 bits of external_attr
-_ZARR_PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")  # zarr LocalStore's temporary files
 _COPY_BLOCK = 1 << 20
 _S_IFMT = 0o170000
 
@@ -60,10 +61,7 @@ class PackResult:
     skipped: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _is_temporary(rel: str) -> bool:
-    name = rel.rsplit("/", 1)[-1]
-    # Leftovers of interrupted atomic writes: topo's ".name.PID.tmp", zarr's "name.<uuid>.partial".
-    return name.startswith(".") or bool(_ZARR_PARTIAL.search(name))
+_is_temporary = is_temporary
 
 
 def _store_files(root: Path) -> tuple[list[tuple[str, Path]], list[str]]:
@@ -218,6 +216,30 @@ def _plan(zf: zipfile.ZipFile, zip_path: Path) -> tuple[str, list[zipfile.ZipInf
     raise StoreError(f"{zip_path} is not a packed topo store: no zarr.json at its top level")
 
 
+def _check_contents(zf: zipfile.ZipFile, zip_path: Path, prefix: str, files: list[zipfile.ZipInfo]) -> None:
+    """Refuse, before writing anything, members the store does not declare and a size beyond its declared one."""
+    root = zf.getinfo(f"{prefix}zarr.json")
+    if root.file_size > 16 << 20:
+        raise StoreError(f"{zip_path}: zarr.json is {root.file_size:,} bytes; a store's is a few kilobytes")
+    try:
+        attrs = json.loads(zf.read(root))["attributes"]["topo"]
+        allowed, budget = member_filter(attrs), size_budget(attrs)
+    except (ValueError, KeyError, TypeError) as e:
+        raise StoreError(f"{zip_path}: its zarr.json does not describe a topo store ({e})") from e
+    unknown = sorted(rel for i in files if (rel := i.filename[len(prefix) :]) and not allowed(rel))
+    if unknown:
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise StoreError(
+            f"{zip_path}: refusing to unpack member(s) a topo store does not hold: {', '.join(unknown[:10])}{more}"
+        )
+    total = sum(i.file_size for i in files)
+    if total > budget:
+        raise StoreError(
+            f"{zip_path} unpacks to {total:,} bytes, more than the {budget:,} its store can hold "
+            "(raw array sizes from its geometry, plus tables); refusing it"
+        )
+
+
 def _target(base: Path, rel: str) -> Path:
     """Where ``rel`` is written; it must resolve inside ``base`` (zip-slip guard behind the name checks)."""
     dest = (base / rel).resolve()
@@ -226,9 +248,7 @@ def _target(base: Path, rel: str) -> Path:
     return dest
 
 
-def unpack_store(
-    zip_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, verify: bool = True
-) -> Path:
+def unpack_store(zip_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, verify: bool = True) -> Path:
     """Safely extract a packed store into ``out_dir``, which must not exist or be empty.
 
     Args:
@@ -261,13 +281,14 @@ def unpack_store(
     try:
         with zf:
             prefix, files = _plan(zf, zp)
+            _check_contents(zf, zp, prefix, files)
             total = sum(i.file_size for i in files)
             free = shutil.disk_usage(staging).free
             if total > free:
                 raise StoreError(f"{zp} unpacks to {total:,} bytes; only {free:,} are free in {out.parent}")
             for info in files:
                 rel = info.filename[len(prefix) :]
-                if not rel:
+                if not rel or is_temporary(rel):  # a leftover of an interrupted write is not the store's content
                     continue
                 dest = _target(staging, rel)
                 dest.parent.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,6 @@ from topo.store_schema.errors import StoreError, StoreIncompleteError, StoreVers
 from topo.store_schema.layout import (
     ARRAYS,
     ATTRS_KEY,
-    DEFAULT_IMAGE_CODEC,
     SCHEMA_VERSION,
     Geometry,
     StoreFiles,
@@ -26,6 +23,7 @@ from topo.store_schema.layout import (
 )
 from topo.store_schema.location import Location
 from topo.store_schema.manifest import MANIFEST_SCHEMA
+from topo.store_schema.seal import seal_problem
 
 REQUIRED_ATTRS = ("schema_version", "dataset", "geometry", "persistence", "roi", "build", "provenance")
 
@@ -144,9 +142,13 @@ class Store:
 
     def read_table(self, key: str) -> pa.Table:
         try:
-            return pq.read_table(io.BytesIO(self.location.read_bytes(key)))
+            data = self.location.read_bytes(key)
         except FileNotFoundError as e:
             raise StoreError(f"{self.location}: {key} is missing") from e
+        try:
+            return pq.read_table(io.BytesIO(data))
+        except (pa.ArrowException, OSError) as e:  # truncated or not Parquet at all
+            raise StoreError(f"{self.location}: {key} is not readable Parquet (truncated or corrupt): {e}") from e
 
     def manifest(self) -> pa.Table:
         if not self.is_complete:
@@ -218,12 +220,19 @@ class Store:
         elif not self.location.exists(StoreFiles.MANIFEST):
             out.append(f"{StoreFiles.MANIFEST} is missing")
         else:
-            m = self.read_table(StoreFiles.MANIFEST)
+            try:
+                m = self.read_table(StoreFiles.MANIFEST)
+            except StoreError as e:
+                return [*out, str(e)]
             if m.num_rows != g.num_samples:
                 out.append(f"manifest has {m.num_rows} rows, expected {g.num_samples}")
             absent = [f.name for f in MANIFEST_SCHEMA if f.name not in m.column_names]
             if absent:
                 out.append(f"manifest lacks column(s): {', '.join(absent)}")
+            # Last, and only for an otherwise sound store: a precise problem above says more than "digest differs".
+            sealed = None if out else seal_problem(self.location, self._attrs)
+            if sealed:
+                out.append(sealed)
         return out
 
     def validate(self) -> None:
@@ -278,53 +287,3 @@ def open_store(where: str | os.PathLike[str] | Location, *, mode: str = "r") -> 
     except (FileNotFoundError, KeyError, ValueError) as e:
         raise StoreError(f"cannot open a store at {loc}: {e}") from e
     return Store(loc, group, writable=mode == "r+")
-
-
-def create_store(
-    path: str | os.PathLike[str],
-    geometry: Geometry,
-    attrs: Mapping[str, Any],
-    *,
-    build_config: Mapping[str, Any],
-    image_codec: str = DEFAULT_IMAGE_CODEC,
-) -> Store:
-    """Create an empty store (arrays, attributes, build config), or reopen one whose build used the same config.
-
-    The build config is everything that determines the store's content (and how it is laid out: chunk size, image
-    codec); a second build with the same config resumes, one with another config is refused.
-    """
-    root = Path(path)
-    cfg_path = root / StoreFiles.BUILD_CONFIG
-    cfg_json = json.loads(json.dumps(dict(build_config)))
-    if (root / "zarr.json").exists():
-        if not cfg_path.exists():
-            raise StoreError(f"{root} exists and was not made by build-store; choose another --out or remove it")
-        old = json.loads(cfg_path.read_text())
-        if old != cfg_json:
-            diff = sorted(k for k in set(old) | set(cfg_json) if old.get(k) != cfg_json.get(k))
-            raise StoreError(
-                f"{root} was built with another configuration (differs in: {', '.join(diff)}); "
-                "use --overwrite to rebuild it or choose another --out"
-            )
-        return open_store(root, mode="r+")
-    if root.exists() and any(root.iterdir()):
-        raise StoreError(f"{root} exists and is not empty; choose another --out")
-    group = zarr.open_group(zarr.storage.LocalStore(str(root)), mode="w")
-    for spec in ARRAYS.values():
-        group.create_array(
-            spec.name,
-            shape=spec.shape(geometry),
-            chunks=spec.chunks(geometry),
-            dtype=spec.dtype,
-            compressors=[spec.codec(image_codec)],
-            fill_value=spec.fill_value,
-        )
-    full = {
-        "schema_version": SCHEMA_VERSION,
-        "geometry": geometry.to_json(),
-        "build": {"complete": False, "num_chunks": geometry.num_chunks},
-        **dict(attrs),
-    }
-    group.attrs.update({ATTRS_KEY: json.loads(json.dumps(full))})
-    write_bytes_atomic(cfg_path, json.dumps(cfg_json, indent=2, sort_keys=True).encode())
-    return Store(Location("dir", str(root)), group, writable=True)

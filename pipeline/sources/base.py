@@ -11,6 +11,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,7 @@ class SampleRecord:
     source_ref: str
     label: int
     split: str
+    problem: str | None = None  # known before reading (a bad listing row): the sample fails with this reason
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,14 @@ class Source(ABC):
     def content_options(self) -> dict[str, Any]:
         """Options that change what the source yields, for the store's build config and fingerprint."""
         return {}
+
+    def warnings(self) -> list[str]:
+        """Things the listing skipped or could not use that do not fail a sample (printed by the build)."""
+        return []
+
+    def input_files(self, records: Sequence[SampleRecord]) -> list[Path | None]:
+        """The file each record is read from (``None`` where there is none), for the resume input check."""
+        return [None] * len(records)
 
 
 def stratified_split(

@@ -24,24 +24,65 @@ def _images_in(d: Path) -> list[Path]:
     return sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-class FileListSource(Source):
-    """Files with known labels and splits; payloads are the encoded bytes (decoded on the workers)."""
+def _others_in(d: Path) -> list[Path]:
+    """Files a class folder holds that are not images topo reads (hidden files left out)."""
+    return sorted(
+        p for p in d.rglob("*") if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
-    def __init__(self, root: Path, items: Sequence[tuple[Path, int, str]], info: SourceInfo) -> None:
+
+def skipped_warning(root: Path, skipped: Sequence[Path], limit: int = 5) -> list[str]:
+    """A warning counting and listing the files left out for their extension (empty if none)."""
+    if not skipped:
+        return []
+    by_ext = sorted({p.suffix.lower() or "(none)" for p in skipped})
+    names = ", ".join(p.relative_to(root).as_posix() for p in skipped[:limit])
+    more = f" and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return [
+        f"{len(skipped)} file(s) skipped, unsupported extension(s) {', '.join(by_ext)} "
+        f"(read: {', '.join(sorted(IMAGE_SUFFIXES))}): {names}{more}"
+    ]
+
+
+class FileListSource(Source):
+    """Files with known labels and splits; payloads are the encoded bytes (decoded on the workers).
+
+    ``items`` are ``(path, label, split)`` or ``(path, label, split, problem)``: a problem (a bad listing row)
+    fails that sample without its file being read. With ``keep_extension`` the sample id keeps the file's
+    extension, so ``a.png`` and ``a.jpg`` in one folder are two samples, not a duplicate id.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        items: Sequence[tuple],
+        info: SourceInfo,
+        *,
+        keep_extension: bool = False,
+        warnings: Sequence[str] = (),
+    ) -> None:
         self.root, self.items, self._info = root, list(items), info
+        self.keep_extension, self._warnings = keep_extension, list(warnings)
 
     def info(self) -> SourceInfo:
         return self._info
 
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
+
     def records(self) -> list[SampleRecord]:
         out = []
-        for path, label, split in self.items:
+        for path, label, split, *problem in self.items:
             rel = path.relative_to(self.root).as_posix()
-            out.append(SampleRecord(f"{self._info.name}/{rel.rsplit('.', 1)[0]}", rel, int(label), split))
+            stem = rel if self.keep_extension else rel.rsplit(".", 1)[0]
+            out.append(SampleRecord(f"{self._info.name}/{stem}", rel, int(label), split, *problem))
         return out
 
     def payloads(self, records: Sequence[SampleRecord]) -> Iterator[Payload]:
         for r in records:
+            if r.problem is not None:  # never read what a bad listing row names (it may point anywhere)
+                yield ReadFailure(r.problem)
+                continue
             try:
                 yield (self.root / r.source_ref).read_bytes()
             except OSError as e:  # an unreadable file fails that sample, not the build
@@ -49,6 +90,9 @@ class FileListSource(Source):
 
     def content_options(self) -> dict[str, Any]:
         return {"split_policy": self._info.split_policy}
+
+    def input_files(self, records: Sequence[SampleRecord]) -> list[Path | None]:
+        return [self.root / r.source_ref for r in records]
 
 
 def folder_source(
@@ -69,14 +113,17 @@ def folder_source(
         raise SourceError(f"no folder at {root}: expected <root>/<class_name>/<image files>")
     split_dirs = [root / s for s in SPLITS if (root / s).is_dir()]
     items: list[tuple[Path, int, str]] = []
+    skipped: list[Path] = []
     if split_dirs:
         classes = sorted({c.name for d in split_dirs for c in d.iterdir() if c.is_dir()})
         for d in split_dirs:
             for ci, c in enumerate(classes):
                 items += [(p, ci, d.name) for p in _images_in(d / c)] if (d / c).is_dir() else []
+                skipped += _others_in(d / c) if (d / c).is_dir() else []
         policy = "from train/val/test folders"
     else:
         classes = sorted(c.name for c in root.iterdir() if c.is_dir())
+        skipped = [p for c in classes for p in _others_in(root / c)]
         files = [(p, ci) for ci, c in enumerate(classes) for p in _images_in(root / c)]
         splits = stratified_split([ci for _, ci in files], val=val, test=test, seed=seed)
         items = [(p, ci, s) for (p, ci), s in zip(files, splits, strict=True)]
@@ -91,7 +138,7 @@ def folder_source(
         image_size=None,
         split_policy=policy,
     )
-    return FileListSource(root, items, info)
+    return FileListSource(root, items, info, keep_extension=True, warnings=skipped_warning(root, skipped))
 
 
 KVASIR_CLASSES = (

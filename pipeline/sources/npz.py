@@ -101,6 +101,8 @@ class NpzSource(Source):
         n_classes = int(max(int(v.max(initial=-1)) for v in self._labels.values())) + 1
         if class_names is None and "class_names" in names:
             class_names = [str(c) for c in read_npz_member(self.path, "class_names")]
+        if not class_names:
+            _check_label_range(self.path, self._labels)
         self.class_names = tuple(class_names) if class_names else tuple(str(i) for i in range(n_classes))
         first = NpyMember(self.path, f"{self.splits[0]}_images.npy")
         self._image_shape = first.shape[1:]
@@ -166,6 +168,27 @@ class NpzSource(Source):
     def content_options(self) -> dict[str, Any]:
         return {"file": self.path.name}
 
+    def input_files(self, records: Sequence[SampleRecord]) -> list[Path | None]:
+        return [self.path] * len(records)
+
 
 def _row(rec: SampleRecord) -> int:
     return int(rec.source_ref.rsplit("[", 1)[1].rstrip("]"))
+
+
+def _check_label_range(path: Path, labels: dict[str, np.ndarray]) -> None:
+    """Without class names the classes are 0..max label: refuse labels that leave classes without any sample.
+
+    A stray label (99 among 0/1) would otherwise make a 100-class store whose classifier heads are mostly empty.
+    """
+    present = np.unique(np.concatenate([v for v in labels.values()]))
+    if present.size and present.min() < 0:
+        raise SourceError(f"{path}: negative label {int(present.min())}; labels must be 0..n-1")
+    n = int(present.max()) + 1 if present.size else 0
+    empty = n - present.size
+    if empty:
+        raise SourceError(
+            f"{path}: labels run 0..{n - 1} but {empty} of those classes have no sample "
+            f"(labels present: {', '.join(map(str, present[:10].tolist()))}{' ...' if present.size > 10 else ''}); "
+            "add a class_names array to the file (or relabel 0..n-1)"
+        )

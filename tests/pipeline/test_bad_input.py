@@ -2,7 +2,7 @@
 
 Folder source: good PNGs plus a truncated PNG, garbage with a .png suffix, a zero-byte file, a CMYK JPEG,
 a 16-bit PNG, a palette PNG, a PNG whose header claims 9000x8000 pixels (over ``decode.MAX_PIXELS``), a
-constant image, and two files whose ids collide (``dup.jpg`` / ``dup.png``: ids drop the suffix).
+constant image, and two files with one stem (``dup.jpg`` / ``dup.png``: ids keep the extension, so two samples).
 NPZ source: float images with NaN / +inf / -inf, labels outside the class list.
 
 Which are usable is asserted, not assumed: CMYK, 16-bit and palette images are legitimate and stored as
@@ -101,31 +101,33 @@ def folder_store(ray_session, folder, tmp_path_factory) -> Path:
 
 
 def _rows(store: Path) -> dict[str, dict]:
-    return {r["sample_id"].rsplit("/", 1)[1]: r for r in open_store(store).manifest().to_pylist()}
+    """Manifest rows by file stem (by file name for the two ``dup`` files, which share a stem)."""
+    out = {}
+    for r in open_store(store).manifest().to_pylist():
+        name = r["sample_id"].rsplit("/", 1)[1]
+        out[name if name.startswith("dup") else name.rsplit(".", 1)[0]] = r
+    return out
 
 
 def test_each_bad_file_is_one_failed_row_with_its_reason(folder_store: Path) -> None:
     rows = _rows(folder_store)
-    assert len(rows) == 24 + 10 - 1  # 34 records; dup.jpg and dup.png share one id (the dict keeps one)
+    assert len(rows) == 24 + 10  # 34 records, 34 ids
     failed = {k: r["reason"] for k, r in rows.items() if r["status"] == "failed"}
-    assert set(failed) == {"truncated", "garbage", "empty", "huge", "dup"}
+    assert set(failed) == {"truncated", "garbage", "empty", "huge"}
     assert failed["truncated"].startswith("corrupt or truncated image")
     assert failed["garbage"] == "not a decodable image (unknown or corrupt format)"
     assert failed["empty"] == "empty file (0 bytes)"
     assert failed["huge"] == f"image too large: 9000x8000 pixels > {MAX_PIXELS} allowed"
-    for k in failed:  # dup is checked in the next test (the row kept under that id is the first file)
-        if k != "dup":
-            assert rows[k]["input_sha256"] is None and rows[k]["n_h0"] is None
+    for k in failed:
+        assert rows[k]["input_sha256"] is None and rows[k]["n_h0"] is None
 
 
-def test_duplicate_ids_keep_the_first(folder_store: Path) -> None:
+def test_files_with_one_stem_are_two_samples(folder_store: Path) -> None:
     m = open_store(folder_store).manifest().to_pylist()
-    dups = [r for r in m if r["sample_id"].endswith("/dup")]
+    dups = [r for r in m if "/dup." in r["sample_id"]]
     assert [r["source_ref"] for r in dups] == ["c0/dup.jpg", "c0/dup.png"]
-    first, second = dups
-    assert first["status"] == "ok"
-    assert second["status"] == "failed"
-    assert second["reason"] == f"duplicate sample_id (first at index {first['index']})"
+    assert [r["sample_id"].rsplit("/", 1)[1] for r in dups] == ["dup.jpg", "dup.png"]
+    assert [r["status"] for r in dups] == ["ok", "ok"]
 
 
 def test_legitimate_odd_inputs_are_usable_with_their_pixels(folder_store: Path, folder) -> None:
@@ -158,7 +160,7 @@ def test_everything_else_builds_and_verifies(folder_store: Path) -> None:
     report = verify_store(folder_store)
     assert report.ok, report.problems
     counts = open_store(folder_store).attrs["build"]["counts"]
-    assert counts == {"ok": 28, "fallback": 1, "failed": 5}  # 34 records: 24 good + 10 special
+    assert counts == {"ok": 29, "fallback": 1, "failed": 4}  # 34 records: 24 good + 10 special
 
 
 def test_npz_non_finite_pixels_and_labels_out_of_range(ray_session, tmp_path: Path) -> None:
@@ -201,12 +203,11 @@ def test_strict_stops_naming_the_sample(ray_session, folder, tmp_path: Path) -> 
     runner = CliRunner(env={"COLUMNS": "300", "NO_COLOR": "1"})
     r = runner.invoke(app, [*args, "--strict"])
     assert r.exit_code == 1, r.output
-    expected = {  # sample ids are "<folder name>/<class>/<file stem>"
-        f"{root.name}/c0/truncated": "corrupt or truncated image",
-        f"{root.name}/c0/garbage": "not a decodable image",
-        f"{root.name}/c0/empty": "empty file (0 bytes)",
-        f"{root.name}/c1/huge": "image too large",
-        f"{root.name}/c0/dup": "duplicate sample_id",
+    expected = {  # sample ids are "<folder name>/<class>/<file name>"
+        f"{root.name}/c0/truncated.png": "corrupt or truncated image",
+        f"{root.name}/c0/garbage.png": "not a decodable image",
+        f"{root.name}/c0/empty.png": "empty file (0 bytes)",
+        f"{root.name}/c1/huge.png": "image too large",
     }
     named = [sid for sid in expected if f"--strict: sample {sid} failed: {expected[sid]}" in r.output]
     assert len(named) == 1, r.output
@@ -215,4 +216,4 @@ def test_strict_stops_naming_the_sample(ray_session, folder, tmp_path: Path) -> 
     # The same command without --strict resumes the build and records the failures instead.
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
-    assert open_store(out).attrs["build"]["counts"]["failed"] == 5
+    assert open_store(out).attrs["build"]["counts"]["failed"] == 4

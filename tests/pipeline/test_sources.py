@@ -169,7 +169,7 @@ def test_folder_source_split_is_seeded_stratified_and_recorded(tmp_path):
     ra, rc = a.records(), c.records()
     assert ra == b.records() and len(ra) == 40
     assert [r.split for r in ra] != [r.split for r in rc]
-    assert ra[0].sample_id == "ds/benign/img00" and ra[0].source_ref == "benign/img00.png"
+    assert ra[0].sample_id == "ds/benign/img00.png" and ra[0].source_ref == "benign/img00.png"
     for label in (0, 1):
         splits = [r.split for r in ra if r.label == label]
         assert (splits.count("train"), splits.count("val"), splits.count("test")) == (14, 2, 4)

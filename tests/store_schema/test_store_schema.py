@@ -216,7 +216,15 @@ def test_a_bumped_major_version_is_refused_by_open_store(mutable_store):
 
 
 def test_a_newer_minor_version_is_read(mutable_store):
-    _edit_json(mutable_store / "zarr.json", lambda d: d["attributes"]["topo"].update(schema_version="1.9.3"))
+    from topo.store_schema.location import Location
+    from topo.store_schema.seal import seal
+
+    def newer(d: dict) -> None:  # as a newer topo would write it: its own version, sealed with it
+        t = d["attributes"]["topo"]
+        t.update(schema_version="1.9.3")
+        t["integrity"] = seal(Location("dir", str(mutable_store)), t)
+
+    _edit_json(mutable_store / "zarr.json", newer)
     st = open_store(mutable_store)
     assert st.attrs["schema_version"] == "1.9.3" and st.problems() == []
 
