@@ -26,7 +26,7 @@ from topo.pipeline import chunk as chunk_mod
 from topo.pipeline.persistence import FiltrationSpec
 from topo.pipeline.ray_runtime import RayResources, cluster_cpus, cluster_gpus, ensure_ray
 from topo.pipeline.roi import ROI_NAMES
-from topo.pipeline.sources import SampleRecord, Source, get_source
+from topo.pipeline.sources import SampleRecord, Source, SourceInfo, get_source
 from topo.store_schema import (
     DEFAULT_IMAGE_CODEC,
     IMAGE_CODECS,
@@ -108,11 +108,13 @@ def _geometry(cfg: BuildConfig, source: Source, n: int) -> Geometry:
     return Geometry(n, size, size, info.channels, cfg.filtration.k0, cfg.filtration.k1, cfg.chunk_size)
 
 
-def _roi_spec(cfg: BuildConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def _roi_spec(cfg: BuildConfig, info: SourceInfo) -> tuple[dict[str, Any], dict[str, Any]]:
     """(parameters for the backend constructor, what the store records)."""
     if cfg.roi not in ROI_NAMES:
         raise BuildError(f"unknown ROI backend {cfg.roi!r}; valid: {', '.join(ROI_NAMES)}")
     params = dict(cfg.roi_params)
+    if cfg.roi == "otsu" and "polarity" not in params and info.extra.get("roi_polarity"):
+        params["polarity"] = info.extra["roi_polarity"]  # a dataset that knows its lesions' polarity says so
     if cfg.roi != "sam":
         from topo.pipeline.roi import make_roi
 
@@ -126,9 +128,7 @@ def _roi_spec(cfg: BuildConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     # Every setting that changes the masks, SAM's defaults included (they are part of what the store means);
     # the checkpoint by content, so a renamed file still resumes and fingerprints the same.
     not_content = ("self", "checkpoint", "device", "batch_size")
-    defaults = {
-        k: p.default for k, p in inspect.signature(SamRoi.__init__).parameters.items() if k not in not_content
-    }
+    defaults = {k: p.default for k, p in inspect.signature(SamRoi.__init__).parameters.items() if k not in not_content}
     recorded = {**defaults, **{k: v for k, v in params.items() if k not in not_content}}
     return params, {
         "backend": "sam",
@@ -158,7 +158,7 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
         raise BuildError(f"{cfg.dataset}: no samples found")
     prefailed = check_records(records, len(info.class_names))
     geometry = _geometry(cfg, source, len(records))
-    roi_params, roi_record = _roi_spec(cfg)
+    roi_params, roi_record = _roi_spec(cfg, info)
     build_config = {
         "schema_major": int(SCHEMA_VERSION.split(".")[0]),
         "dataset": info.name,
