@@ -95,6 +95,9 @@ def build_store_cmd(
         str, typer.Option(help="box (one prompt, cheap) or auto (mask generator, as the paper).")
     ] = "box",
     sam_points_per_side: Annotated[int, typer.Option(help="auto mode: point grid per side.")] = 32,
+    roi_suspect: Annotated[
+        str, typer.Option(help="A suspect ROI mask: fallback (whole image; default), keep (flag only) or fail.")
+    ] = "fallback",
     image_size: Annotated[
         int | None, typer.Option(help="Store image size (default: native; 224 for image files).")
     ] = None,
@@ -144,6 +147,7 @@ def build_store_cmd(
         limit=limit,
         roi=roi,
         roi_params=roi_params,
+        roi_suspect=roi_suspect,
         filtration=FiltrationSpec(direction="superlevel" if superlevel else "sublevel", full_diagrams=full_diagrams),
         chunk_size=chunk_size,
         **({"image_codec": image_codec} if image_codec else {}),

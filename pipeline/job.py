@@ -26,6 +26,7 @@ from topo.pipeline import chunk as chunk_mod
 from topo.pipeline.persistence import FiltrationSpec
 from topo.pipeline.ray_runtime import RayResources, cluster_cpus, cluster_gpus, ensure_ray
 from topo.pipeline.roi import ROI_NAMES
+from topo.pipeline.roi.quality import DEFAULT_SUSPECT_POLICY, check_policy
 from topo.pipeline.sources import SampleRecord, Source, SourceInfo, get_source
 from topo.store_schema import (
     DEFAULT_IMAGE_CODEC,
@@ -63,6 +64,7 @@ class BuildConfig:
     limit: int | None = None  # first N records only (quick trials)
     roi: str = "otsu"
     roi_params: dict[str, Any] = field(default_factory=dict)
+    roi_suspect: str = DEFAULT_SUSPECT_POLICY  # what a suspect mask becomes: fallback | keep | fail
     filtration: FiltrationSpec = field(default_factory=FiltrationSpec)
     chunk_size: int = 64
     image_codec: str = DEFAULT_IMAGE_CODEC  # a key of topo.store_schema.IMAGE_CODECS
@@ -118,7 +120,8 @@ def _roi_spec(cfg: BuildConfig, info: SourceInfo) -> tuple[dict[str, Any], dict[
     if cfg.roi != "sam":
         from topo.pipeline.roi import make_roi
 
-        return params, {"backend": cfg.roi, "params": make_roi(cfg.roi, **params).params()}
+        record = {"backend": cfg.roi, "params": make_roi(cfg.roi, **params).params()}
+        return params, {**record, "suspect": check_policy(cfg.roi_suspect)}
     import inspect
 
     from topo.pipeline.roi.sam import SamRoi, resolve_checkpoint
@@ -132,6 +135,7 @@ def _roi_spec(cfg: BuildConfig, info: SourceInfo) -> tuple[dict[str, Any], dict[
     recorded = {**defaults, **{k: v for k, v in params.items() if k not in not_content}}
     return params, {
         "backend": "sam",
+        "suspect": check_policy(cfg.roi_suspect),
         "params": recorded,
         "checkpoint": {k: ckpt[k] for k in ("md5", "sha256")},
     }
@@ -247,6 +251,7 @@ def _run_chunks(
     console: Console,
 ) -> int:
     cpus = cluster_cpus()
+    roi_polarity = roi_params.get("polarity") or source.info().extra.get("roi_polarity", "auto")
     sam_pool: list[Any] = []
     if cfg.roi == "sam":
         gpus = cluster_gpus()
@@ -313,6 +318,8 @@ def _run_chunks(
                 geometry=g.to_json(),
                 filtration=store.persistence_spec,
                 split_names=split_names,
+                roi_suspect=cfg.roi_suspect,
+                roi_polarity=roi_polarity,
             )
             if sam_pool:
                 prepared = sam_pool[i % len(sam_pool)].prepare.remote(task, payloads)
