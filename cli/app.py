@@ -13,6 +13,7 @@ from rich.table import Table
 
 from topo import __version__
 from topo.cli.store_extra import export_datalist_cmd, pack_cmd, unpack_cmd
+from topo.cli.store_show import show_cmd
 from topo.cli.workspace import (
     WORKSPACE_ENV,
     WorkspaceError,
@@ -37,6 +38,7 @@ app.add_typer(store_app, name="store")
 store_app.command("pack")(pack_cmd)
 store_app.command("unpack")(unpack_cmd)
 store_app.command("export-datalist")(export_datalist_cmd)
+store_app.command("show")(show_cmd)
 
 out = Console()
 err = Console(stderr=True)
@@ -96,8 +98,10 @@ def build_store_cmd(
     ] = "box",
     sam_points_per_side: Annotated[int, typer.Option(help="auto mode: point grid per side.")] = 32,
     roi_suspect: Annotated[
-        str, typer.Option(help="A suspect ROI mask: fallback (whole image; default), keep (flag only) or fail.")
-    ] = "fallback",
+        str,
+        typer.Option(help="A suspect ROI mask: auto (fallback where the dataset declares lesion polarity, else keep), "
+                     "fallback (whole image), keep (flag only) or fail."),
+    ] = "auto",
     image_size: Annotated[
         int | None, typer.Option(help="Store image size (default: native; 224 for image files).")
     ] = None,

@@ -20,7 +20,7 @@ import zarr
 from topo.pipeline.decode import SampleError, decode
 from topo.pipeline.persistence import FiltrationSpec, top_k, topk_diagrams
 from topo.pipeline.roi import RoiBackend, make_roi
-from topo.pipeline.roi.quality import DEFAULT_SUSPECT_POLICY, roi_quality
+from topo.pipeline.roi.quality import roi_quality
 from topo.pipeline.sources import Payload
 from topo.store_schema import ARRAYS, CHUNK_ARRAYS, Geometry, Status, StoreFiles
 from topo.store_schema.integrity import block_digest
@@ -52,7 +52,7 @@ class ChunkTask:
     geometry: dict[str, int]
     filtration: dict[str, Any]
     split_names: tuple[str, ...]
-    roi_suspect: str = DEFAULT_SUSPECT_POLICY  # what a suspect mask becomes: fallback | keep | fail
+    roi_suspect: str = "keep"  # what a suspect mask becomes: fallback | keep | fail (resolved, never auto)
     roi_polarity: str = "auto"  # the dataset's lesion polarity, for the contrast check
 
 

@@ -26,7 +26,7 @@ from topo.pipeline import chunk as chunk_mod
 from topo.pipeline.persistence import FiltrationSpec
 from topo.pipeline.ray_runtime import RayResources, cluster_cpus, cluster_gpus, ensure_ray
 from topo.pipeline.roi import ROI_NAMES
-from topo.pipeline.roi.quality import DEFAULT_SUSPECT_POLICY, check_policy
+from topo.pipeline.roi.quality import DEFAULT_SUSPECT_POLICY, resolve_policy
 from topo.pipeline.sources import SampleRecord, Source, SourceInfo, get_source
 from topo.store_schema import (
     DEFAULT_IMAGE_CODEC,
@@ -64,7 +64,7 @@ class BuildConfig:
     limit: int | None = None  # first N records only (quick trials)
     roi: str = "otsu"
     roi_params: dict[str, Any] = field(default_factory=dict)
-    roi_suspect: str = DEFAULT_SUSPECT_POLICY  # what a suspect mask becomes: fallback | keep | fail
+    roi_suspect: str = DEFAULT_SUSPECT_POLICY  # auto | fallback | keep | fail (pipeline.roi.quality)
     filtration: FiltrationSpec = field(default_factory=FiltrationSpec)
     chunk_size: int = 64
     image_codec: str = DEFAULT_IMAGE_CODEC  # a key of topo.store_schema.IMAGE_CODECS
@@ -110,6 +110,11 @@ def _geometry(cfg: BuildConfig, source: Source, n: int) -> Geometry:
     return Geometry(n, size, size, info.channels, cfg.filtration.k0, cfg.filtration.k1, cfg.chunk_size)
 
 
+def roi_polarity(params: dict[str, Any], info: SourceInfo) -> str:
+    """The lesions' polarity the quality checks assume: the ROI's own setting, else what the dataset declares."""
+    return str(params.get("polarity") or info.extra.get("roi_polarity", "auto"))
+
+
 def _roi_spec(cfg: BuildConfig, info: SourceInfo) -> tuple[dict[str, Any], dict[str, Any]]:
     """(parameters for the backend constructor, what the store records)."""
     if cfg.roi not in ROI_NAMES:
@@ -117,11 +122,11 @@ def _roi_spec(cfg: BuildConfig, info: SourceInfo) -> tuple[dict[str, Any], dict[
     params = dict(cfg.roi_params)
     if cfg.roi == "otsu" and "polarity" not in params and info.extra.get("roi_polarity"):
         params["polarity"] = info.extra["roi_polarity"]  # a dataset that knows its lesions' polarity says so
+    suspect = resolve_policy(cfg.roi_suspect, roi_polarity(params, info))
     if cfg.roi != "sam":
         from topo.pipeline.roi import make_roi
 
-        record = {"backend": cfg.roi, "params": make_roi(cfg.roi, **params).params()}
-        return params, {**record, "suspect": check_policy(cfg.roi_suspect)}
+        return params, {"backend": cfg.roi, "params": make_roi(cfg.roi, **params).params(), "suspect": suspect}
     import inspect
 
     from topo.pipeline.roi.sam import SamRoi, resolve_checkpoint
@@ -135,7 +140,7 @@ def _roi_spec(cfg: BuildConfig, info: SourceInfo) -> tuple[dict[str, Any], dict[
     recorded = {**defaults, **{k: v for k, v in params.items() if k not in not_content}}
     return params, {
         "backend": "sam",
-        "suspect": check_policy(cfg.roi_suspect),
+        "suspect": suspect,
         "params": recorded,
         "checkpoint": {k: ckpt[k] for k in ("md5", "sha256")},
     }
@@ -251,7 +256,7 @@ def _run_chunks(
     console: Console,
 ) -> int:
     cpus = cluster_cpus()
-    roi_polarity = roi_params.get("polarity") or source.info().extra.get("roi_polarity", "auto")
+    suspect, polarity = store.attrs["roi"].get("suspect", "keep"), roi_polarity(roi_params, source.info())
     sam_pool: list[Any] = []
     if cfg.roi == "sam":
         gpus = cluster_gpus()
@@ -318,8 +323,8 @@ def _run_chunks(
                 geometry=g.to_json(),
                 filtration=store.persistence_spec,
                 split_names=split_names,
-                roi_suspect=cfg.roi_suspect,
-                roi_polarity=roi_polarity,
+                roi_suspect=suspect,
+                roi_polarity=polarity,
             )
             if sam_pool:
                 prepared = sam_pool[i % len(sam_pool)].prepare.remote(task, payloads)

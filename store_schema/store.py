@@ -348,7 +348,7 @@ def _quality_counts(m: Any, class_names: list[str]) -> dict[str, dict[str, int]]
         return {}
     kind = m["roi_quality"].fillna("n/a").str.split(":").str[0]
     out: dict[str, dict[str, int]] = {}
-    for label, q in zip(m["label"], kind, strict=True):
+    for label, q in sorted(zip(m["label"], kind, strict=True)):
         name = class_names[label] if 0 <= label < len(class_names) else str(label)
         out.setdefault(f"roi_quality_{name}", {}).setdefault(q, 0)
         out[f"roi_quality_{name}"][q] += 1

@@ -25,7 +25,8 @@ class OtsuRoi(RoiBackend):
     ``polarity`` = ``dark`` or ``bright`` fixes the side instead (a dataset may declare it: ISIC says ``dark``).
     The mask is then opened and closed with a disk of radius ``morph_frac`` × min(H, W) (at least 1 pixel) on an
     edge-padded copy (so pixels at the image edge can be in the mask), its holes are filled (a hole would become a
-    spurious H1 class), and components smaller than ``keep_frac`` of the largest are dropped.
+    spurious H1 class), components on the field's edge are dropped when the most central one is not (corner
+    shading), and components smaller than ``keep_frac`` of the largest are dropped.
     """
 
     name = "otsu"
@@ -77,8 +78,17 @@ class OtsuRoi(RoiBackend):
         lab, n = ndimage.label(fg, structure=np.ones((3, 3)))
         if n == 0:
             return fg
-        sizes = np.bincount(lab.ravel())[1:]
-        keep = np.flatnonzero(sizes >= self.keep_frac * sizes.max()) + 1
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:].astype(float)
+        # Shading in the corners falls on the lesion's side of the threshold too: when the most central
+        # component keeps off the field's edge, components on the edge are surround, not lesion.
+        rim = field & ~ndimage.binary_erosion(field, border_value=0)
+        on_rim = np.zeros(n + 1, bool)
+        on_rim[np.unique(lab[rim])] = True
+        w = centre_weight(g.shape, self.centre_sigma)
+        main = int(np.argmax(ndimage.sum_labels(w, lab, index=np.arange(1, n + 1)))) + 1
+        if not on_rim[main]:
+            sizes[on_rim[1:]] = 0
+        keep = np.flatnonzero(sizes >= max(1, self.keep_frac * sizes.max())) + 1
         return np.isin(lab, keep)
 
     def _choose(self, bright: np.ndarray, dark: np.ndarray, field: np.ndarray) -> np.ndarray:

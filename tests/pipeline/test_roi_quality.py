@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from topo.pipeline.job import BuildConfig, build_store
-from topo.pipeline.roi.quality import check_policy, roi_quality
+from topo.pipeline.roi.quality import resolve_policy, roi_quality
 from topo.store_schema import StoreFiles, open_store
 
 
@@ -40,8 +40,11 @@ def test_each_check_fires_with_its_reason():
     assert "ROI brighter than surround" in roi_quality(im, skin_ring, "dark")
     assert "brighter" not in roi_quality(im, skin_ring, "auto")  # no polarity declared: no contrast check
     specks = np.zeros((64, 64), bool)
-    specks[5:8, 5:8] = specks[5:8, 50:53] = specks[50:53, 5:8] = specks[50:53, 50:53] = specks[30:33, 30:33] = True
+    specks[3:10, 3:10] = specks[3:10, 50:57] = specks[50:57, 3:10] = specks[50:57, 50:57] = True
+    specks[29:36, 29:36] = True  # five pieces of 49 pixels, each over 1 % of the image
     assert "5 components > 3" in roi_quality(im, specks, "auto")
+    specks[29:36, 29:36], specks[50:57, 50:57], specks[20, 20] = False, False, True  # 3 pieces + a speck
+    assert roi_quality(im, specks, "auto") == "ok"
     frame = np.zeros((64, 64), bool)
     frame[:, :8] = frame[:8] = frame[:, -8:] = True
     assert "touches 4 borders" in roi_quality(im, frame, "auto")  # the side bands reach the bottom row
@@ -54,9 +57,11 @@ def test_the_field_of_view_disc_is_suspect():
     assert "ROI equals the field of view" in roi_quality(im, _disk(96, 96, 48, 48, 42), "auto")
 
 
-def test_the_policy_is_checked():
-    with pytest.raises(ValueError, match="--roi-suspect must be one of fallback, keep, fail, got 'drop'"):
-        check_policy("drop")
+def test_the_policy_is_checked_and_auto_depends_on_the_declared_polarity():
+    with pytest.raises(ValueError, match="--roi-suspect must be one of auto, fallback, keep, fail, got 'drop'"):
+        resolve_policy("drop", "dark")
+    assert resolve_policy("auto", "dark") == "fallback" and resolve_policy("auto", "auto") == "keep"
+    assert resolve_policy("fail", "auto") == "fail"
 
 
 @pytest.mark.slow  # three small builds on the local Ray: ~15 s on two busy cores
@@ -65,7 +70,7 @@ def test_the_build_records_quality_and_applies_the_policy(ray_session, isic_dir,
     for policy in ("keep", "fallback", "fail"):
         out = tmp_path / f"{policy}.zarr"
         cfg = BuildConfig(dataset="isic2019", out=out, data_dir=str(isic_dir), image_size=64, progress=False)
-        cfg.roi_suspect = policy
+        cfg.roi_suspect = policy  # (auto is fallback here: ISIC declares dark lesions)
         assert build_store(cfg).complete
         st = open_store(out)
         m = st.manifest().to_pandas()
