@@ -17,6 +17,7 @@ from topo.cli.defaults import config_defaults
 from topo.cli.options import StoreOption, StorePositional, backbone_problem, pick_store, print_full
 from topo.cli.roi_options import parse_roi_params, sam_params
 from topo.cli.store_extra import export_datalist_cmd, pack_cmd, unpack_cmd
+from topo.cli.store_show import show_cmd
 from topo.cli.workspace import (
     WORKSPACE_ENV,
     WorkspaceError,
@@ -47,6 +48,7 @@ store_app.command("pack")(pack_cmd)
 store_app.command("unpack")(unpack_cmd)
 store_app.command("export-datalist")(export_datalist_cmd)
 app.command("cue-check")(cue_check_cmd)
+store_app.command("show")(show_cmd)
 
 out = Console()
 err = Console(stderr=True)
@@ -106,6 +108,13 @@ def build_store_cmd(
         str, typer.Option(help="box (one prompt, cheap) or auto (mask generator, as the paper).")
     ] = "box",
     sam_points_per_side: Annotated[int, typer.Option(help="auto mode: point grid per side.")] = 32,
+    roi_suspect: Annotated[
+        str,
+        typer.Option(
+            help="A suspect ROI mask: auto (fallback where the dataset declares lesion polarity, else keep), "
+            "fallback (whole image), keep (flag only) or fail."
+        ),
+    ] = BUILD.roi_suspect,
     image_size: Annotated[
         int | None, typer.Option(help="Store image size (default: native; 224 for image files).")
     ] = BUILD.image_size,
@@ -162,6 +171,7 @@ def build_store_cmd(
         limit=limit,
         roi=roi,
         roi_params=roi_params,
+        roi_suspect=roi_suspect,
         filtration=FiltrationSpec(direction="superlevel" if superlevel else "sublevel", full_diagrams=full_diagrams),
         chunk_size=chunk_size,
         **({"image_codec": image_codec} if image_codec else {}),

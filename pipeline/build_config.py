@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from topo.pipeline.roi.quality import DEFAULT_SUSPECT_POLICY
 from topo.store_schema import DEFAULT_IMAGE_CODEC
 from topo.store_schema.filtration import FiltrationSpec
 
@@ -33,6 +34,7 @@ class BuildConfig:
     limit: int | None = None  # first N records only (quick trials)
     roi: str = "otsu"
     roi_params: dict[str, Any] = field(default_factory=dict)
+    roi_suspect: str = DEFAULT_SUSPECT_POLICY  # auto | fallback | keep | fail (pipeline.roi.quality)
     filtration: FiltrationSpec = field(default_factory=FiltrationSpec)
     chunk_size: int = 64
     image_codec: str = DEFAULT_IMAGE_CODEC  # a key of topo.store_schema.IMAGE_CODECS

@@ -20,6 +20,7 @@ import zarr
 from topo.pipeline.decode import SampleError, decode
 from topo.pipeline.persistence import FiltrationSpec, top_k, topk_diagrams
 from topo.pipeline.roi import RoiBackend, RoiEntry
+from topo.pipeline.roi.quality import roi_quality
 from topo.pipeline.sources import Payload
 from topo.store_schema import ARRAYS, CHUNK_ARRAYS, Geometry, Status, StoreFiles
 from topo.store_schema.integrity import block_digest
@@ -37,6 +38,7 @@ class Prepared:
     input_sha256: str | None
     status: Status
     reason: str | None
+    quality: str | None = None  # ok | suspect:<reasons>; None when failed or without a mask of its own
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class ChunkTask:
     filtration: dict[str, Any]
     split_names: tuple[str, ...]
     lease: str | None = None  # the writer lock's owner when the task was issued (None: no lease check)
+    roi_suspect: str = "keep"  # what a suspect mask becomes: fallback | keep | fail (resolved, never auto)
+    roi_polarity: str = "auto"  # the dataset's lesion polarity, for the contrast check
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,22 @@ def prepare(task: ChunkTask, payloads: Sequence[Payload], roi: RoiBackend) -> li
             p.mask = r.mask
             if r.fallback_reason:
                 p.status, p.reason = Status.FALLBACK, r.fallback_reason
+            else:
+                _judge(p, task)
     return out
+
+
+def _judge(p: Prepared, task: ChunkTask) -> None:
+    """Flag an implausible mask and apply the build's ``--roi-suspect`` policy to it."""
+    assert p.image is not None and p.mask is not None
+    p.quality = roi_quality(p.image, p.mask, task.roi_polarity)
+    if p.quality == "ok" or task.roi_suspect == "keep":
+        return
+    reason = p.quality.replace("suspect:", "suspect ROI: ", 1)
+    if task.roi_suspect == "fail":
+        p.status, p.reason = Status.FAILED, reason
+    else:
+        p.mask, p.status, p.reason = _whole(p.image), Status.FALLBACK, f"{reason}; whole image used"
 
 
 def _whole(image: np.ndarray | None) -> np.ndarray:
@@ -150,6 +169,7 @@ def finish(task: ChunkTask, prepared: Sequence[Prepared]) -> ChunkResult:
         "n_h1": [int(blocks["n_h1"][i]) if prepared[i].status != Status.FAILED else None for i in range(n)],
         "status": [p.status.label for p in prepared],
         "reason": [p.reason for p in prepared],
+        "roi_quality": [p.quality for p in prepared],
     }
     _check_lease(task)  # again: the arrays took a while, and the completion record is what a resume trusts
     write_table_atomic(root / StoreFiles.chunk_part(task.chunk), pa.table(rows, schema=MANIFEST_SCHEMA))

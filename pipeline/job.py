@@ -27,7 +27,8 @@ from topo.pipeline import resume_inputs
 from topo.pipeline.build_config import BuildConfig
 from topo.pipeline.ray_runtime import cluster_cpus, cluster_gpus, ensure_ray
 from topo.pipeline.roi import RoiEntry, roi_entry
-from topo.pipeline.sources import SampleRecord, Source, get_source
+from topo.pipeline.roi.quality import resolve_policy
+from topo.pipeline.sources import SampleRecord, Source, SourceInfo, get_source
 from topo.store_schema import (
     IMAGE_CODECS,
     SCHEMA_VERSION,
@@ -89,12 +90,22 @@ def _geometry(cfg: BuildConfig, source: Source, n: int) -> Geometry:
     return Geometry(n, size, size, info.channels, cfg.filtration.k0, cfg.filtration.k1, cfg.chunk_size)
 
 
-def _roi_spec(cfg: BuildConfig) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def roi_polarity(params: dict[str, Any], info: SourceInfo) -> str:
+    """The lesions' polarity the quality checks assume: the ROI's own setting, else what the dataset declares."""
+    return str(params.get("polarity") or info.extra.get("roi_polarity", "auto"))
+
+
+def _roi_spec(cfg: BuildConfig, info: SourceInfo) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(parameters for the backend constructor, what the build config records, what the attributes show)."""
+    params = dict(cfg.roi_params)
+    if cfg.roi == "otsu" and "polarity" not in params and info.extra.get("roi_polarity"):
+        params["polarity"] = info.extra["roi_polarity"]  # a dataset that knows its lesions' polarity says so
     try:
-        return roi_entry(cfg.roi).spec(cfg.roi_params)
+        suspect = resolve_policy(cfg.roi_suspect, roi_polarity(params, info))
+        params, record, attrs = roi_entry(cfg.roi).spec(params)
     except ValueError as e:
         raise BuildError(str(e)) from None
+    return params, {**record, "suspect": suspect}, {**attrs, "suspect": suspect}
 
 
 def build_store(cfg: BuildConfig, console: Console | None = None) -> BuildSummary:
@@ -118,7 +129,7 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
         raise BuildError(f"{cfg.dataset}: no samples found")
     prefailed = check_records(records, len(info.class_names))
     geometry = _geometry(cfg, source, len(records))
-    roi_params, roi_record, roi_attrs = _roi_spec(cfg)
+    roi_params, roi_record, roi_attrs = _roi_spec(cfg, info)
     build_config = {
         "schema_major": int(SCHEMA_VERSION.split(".")[0]),
         "dataset": info.name,
@@ -207,6 +218,7 @@ def _run_chunks(
     console: Console,
 ) -> int:
     cpus = cluster_cpus()
+    suspect, polarity = store.attrs["roi"].get("suspect", "keep"), roi_polarity(roi_params, source.info())
     actors = _roi_actors(roi_entry(cfg.roi), roi_params, cpus)
     cpu_workers = max(1, cpus - (0 if cluster_gpus() or not actors else len(actors)))
     max_in_flight = cfg.max_in_flight or 2 * cpu_workers + 2 * len(actors)
@@ -265,6 +277,8 @@ def _run_chunks(
                 filtration=store.persistence_spec,
                 split_names=split_names,
                 lease=lease_of_this_process(),  # a task outliving a killed driver must not write
+                roi_suspect=suspect,
+                roi_polarity=polarity,
             )
             if actors:
                 prepared = actors[i % len(actors)].prepare.remote(task, payloads)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from zarr.codecs import BloscCodec
 
-SCHEMA_VERSION = "1.0.0"
-"""Semantic version of this layout. Readers refuse another major version."""
+SCHEMA_VERSION = "1.1.0"
+"""Semantic version of this layout. Readers refuse another major version. 1.1.0: manifest ``roi_quality``."""
 
 ATTRS_KEY = "topo"
 """All of topo's attributes sit under this one key of the Zarr group's attributes."""

@@ -17,8 +17,13 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("n_h1", pa.int16()),
         pa.field("status", pa.string(), nullable=False),  # ok | fallback | failed
         pa.field("reason", pa.string()),  # why a sample fell back or failed
+        # ok | suspect:<reasons> (schema 1.1.0); null when failed or when the ROI fell back before being judged
+        pa.field("roi_quality", pa.string()),
     ]
 )
+
+MANIFEST_COLUMNS_SINCE = {"roi_quality": "1.1.0"}
+"""Columns a minor version added: a store of an older minor lacks them and reads them as null."""
 
 CHECKSUM_SCHEMA = pa.schema(
     [

@@ -20,9 +20,10 @@ from topo.store_schema.layout import (
     Geometry,
     StoreFiles,
     arrays_for,
+    version_tuple,
 )
 from topo.store_schema.location import Location
-from topo.store_schema.manifest import MANIFEST_SCHEMA
+from topo.store_schema.manifest import MANIFEST_COLUMNS_SINCE, MANIFEST_SCHEMA
 from topo.store_schema.seal import seal_problem
 
 REQUIRED_ATTRS = ("schema_version", "dataset", "geometry", "persistence", "roi", "build", "provenance")
@@ -156,7 +157,7 @@ class Store:
                 f"{self.location}: build incomplete, the manifest is written when it finishes; "
                 "re-run the same build-store command to resume"
             )
-        return self.read_table(StoreFiles.MANIFEST)
+        return _with_later_columns(self.read_table(StoreFiles.MANIFEST))
 
     def full_diagrams(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Every (birth, death) pair of one sample, ``(H0 (n,2), H1 (m,2))`` float32, in the documented order.
@@ -226,7 +227,9 @@ class Store:
                 return [*out, str(e)]
             if m.num_rows != g.num_samples:
                 out.append(f"manifest has {m.num_rows} rows, expected {g.num_samples}")
-            absent = [f.name for f in MANIFEST_SCHEMA if f.name not in m.column_names]
+            v = version_tuple(self.schema_version)
+            expected = [f.name for f in MANIFEST_SCHEMA if version_tuple(MANIFEST_COLUMNS_SINCE.get(f.name, "0")) <= v]
+            absent = [name for name in expected if name not in m.column_names]
             if absent:
                 out.append(f"manifest lacks column(s): {', '.join(absent)}")
             # Last, and only for an otherwise sound store: a precise problem above says more than "digest differs".
@@ -262,11 +265,12 @@ class Store:
             "codecs": {name: _codec_names(self.array(name)) for name in ("images", "labels")},
         }
         if self.is_complete and self.location.exists(StoreFiles.MANIFEST):
-            m = self.read_table(StoreFiles.MANIFEST).select(["split", "status"]).to_pandas()
+            m = self.manifest().select(["split", "status", "label", "roi_quality"]).to_pandas()
             d["counts"] = {
                 "by_split": {str(k): int(v) for k, v in m["split"].value_counts().sort_index().items()},
                 "by_status": {str(k): int(v) for k, v in m["status"].value_counts().sort_index().items()},
             }
+            d["counts"].update(_quality_counts(m, list(a.get("dataset", {}).get("class_names", []))))
         return d
 
 
@@ -287,3 +291,24 @@ def open_store(where: str | os.PathLike[str] | Location, *, mode: str = "r") -> 
     except (FileNotFoundError, KeyError, ValueError) as e:
         raise StoreError(f"cannot open a store at {loc}: {e}") from e
     return Store(loc, group, writable=mode == "r+")
+
+
+def _with_later_columns(m: pa.Table) -> pa.Table:
+    """A manifest of an older minor version, with the columns added since as nulls (so readers need no branch)."""
+    for f in MANIFEST_SCHEMA:
+        if f.name not in m.column_names and f.name in MANIFEST_COLUMNS_SINCE:
+            m = m.append_column(f, pa.nulls(m.num_rows, f.type))
+    return m
+
+
+def _quality_counts(m: Any, class_names: list[str]) -> dict[str, dict[str, int]]:
+    """ROI quality (``ok`` / ``suspect`` / ``n/a``) by class, for ``topo store info``; empty for pre-1.1 stores."""
+    if m["roi_quality"].isna().all():
+        return {}
+    kind = m["roi_quality"].fillna("n/a").str.split(":").str[0]
+    out: dict[str, dict[str, int]] = {}
+    for label, q in sorted(zip(m["label"], kind, strict=True)):
+        name = class_names[label] if 0 <= label < len(class_names) else str(label)
+        out.setdefault(f"roi_quality_{name}", {}).setdefault(q, 0)
+        out[f"roi_quality_{name}"][q] += 1
+    return out

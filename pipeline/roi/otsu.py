@@ -1,4 +1,4 @@
-"""A classical CPU ROI: Otsu threshold, morphology, hole filling, main components."""
+"""A classical CPU ROI: field of view, Otsu threshold, polarity by contrast, morphology, hole filling."""
 
 from __future__ import annotations
 
@@ -10,51 +10,129 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from topo.pipeline.roi.base import DEFAULT_MIN_AREA, RoiBackend, grey_uint8
+from topo.pipeline.roi.field_of_view import field_of_view
 
 
 class OtsuRoi(RoiBackend):
-    """Otsu's threshold on the grey image, the side touching the border less taken as foreground.
+    """Otsu's threshold inside the field of view; the side that is central and off the field's edge is foreground.
 
-    Medical images put the subject in the middle and background at the edges, whether the background is dark
-    (X-ray, CT) or bright (dermoscopy), so polarity is chosen by border contact rather than fixed. The mask is then
-    opened and closed with a disk of ``radius`` = ``morph_frac`` × min(H, W) (at least 1 pixel), its holes are filled
-    (a hole in the mask would become a spurious H1 class), and components smaller than ``keep_frac`` of the
-    largest are dropped.
+    The non-image field (scanner frames, a dermoscope's black vignette; :mod:`field_of_view`) is excluded first, so
+    it neither shifts the threshold nor becomes the ROI. The threshold is Otsu's on the field's pixels. Of the two
+    sides, the more *central* one is the foreground: the mean of a centred Gaussian weight (sigma =
+    ``centre_sigma`` × min(H, W)) over the pixels of its main component. Medical images put the subject in the
+    middle, whether it is darker (dermoscopy) or brighter (X-ray, CT) than its surround, and the surround spreads
+    to the edges; a large lesion that touches the border is still more central than the skin left in the corners.
+    ``polarity`` = ``dark`` or ``bright`` fixes the side instead (a dataset may declare it: ISIC says ``dark``).
+    The mask is then opened and closed with a disk of radius ``morph_frac`` × min(H, W) (at least 1 pixel) on an
+    edge-padded copy (so pixels at the image edge can be in the mask), its holes are filled (a hole would become a
+    spurious H1 class), components on the field's edge are dropped when the most central one is not (corner
+    shading), and components smaller than ``keep_frac`` of the largest are dropped.
     """
 
     name = "otsu"
 
-    def __init__(self, *, min_area: float = DEFAULT_MIN_AREA, morph_frac: float = 0.02, keep_frac: float = 0.1) -> None:
+    def __init__(
+        self,
+        *,
+        min_area: float = DEFAULT_MIN_AREA,
+        morph_frac: float = 0.02,
+        keep_frac: float = 0.1,
+        polarity: str = "auto",
+        centre_sigma: float = 0.15,
+    ) -> None:
         super().__init__(min_area=min_area)
         if not 0 <= morph_frac < 0.5:
             raise ValueError(f"morph_frac must be in [0, 0.5), got {morph_frac}")
         if not 0 <= keep_frac <= 1:
             raise ValueError(f"keep_frac must be in [0, 1], got {keep_frac}")
+        if polarity not in POLARITIES:
+            raise ValueError(f"polarity must be one of {', '.join(POLARITIES)}, got {polarity!r}")
+        if not centre_sigma > 0:
+            raise ValueError(f"centre_sigma must be > 0, got {centre_sigma}")
         self.morph_frac, self.keep_frac = morph_frac, keep_frac
+        self.polarity, self.centre_sigma = polarity, centre_sigma
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "morph_frac": self.morph_frac, "keep_frac": self.keep_frac}
+        return {
+            **super().params(),
+            "morph_frac": self.morph_frac,
+            "keep_frac": self.keep_frac,
+            "polarity": self.polarity,
+            "centre_sigma": self.centre_sigma,
+        }
 
     def masks(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         return [self._mask(grey_uint8(im)) for im in images]
 
     def _mask(self, g: np.ndarray) -> np.ndarray:
-        if g.min() == g.max():
+        field = field_of_view(g)
+        vals = g[field]
+        if vals.size == 0 or vals.min() == vals.max():
             return np.zeros(g.shape, bool)
-        fg = g > threshold_otsu(g)
-        border = np.concatenate([fg[0], fg[-1], fg[:, 0], fg[:, -1]])
-        if border.mean() > 0.5:
-            fg = ~fg
+        bright = (g > threshold_otsu(vals)) & field
+        dark = field & ~bright
+        fg = self._choose(bright, dark, field)
         r = max(1, round(self.morph_frac * min(g.shape)))
-        disk = _disk(r)
-        fg = ndimage.binary_closing(ndimage.binary_opening(fg, disk), disk)
+        fg = _open_close(fg, _disk(r)) & field
         fg = ndimage.binary_fill_holes(fg)
         lab, n = ndimage.label(fg, structure=np.ones((3, 3)))
         if n == 0:
             return fg
-        sizes = np.bincount(lab.ravel())[1:]
-        keep = np.flatnonzero(sizes >= self.keep_frac * sizes.max()) + 1
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:].astype(float)
+        # Shading in the corners falls on the lesion's side of the threshold too: when the most central
+        # component keeps off the field's edge, components on the edge are surround, not lesion.
+        rim = field & ~ndimage.binary_erosion(field, border_value=0)
+        on_rim = np.zeros(n + 1, bool)
+        on_rim[np.unique(lab[rim])] = True
+        w = centre_weight(g.shape, self.centre_sigma)
+        main = int(np.argmax(ndimage.sum_labels(w, lab, index=np.arange(1, n + 1)))) + 1
+        if not on_rim[main]:
+            sizes[on_rim[1:]] = 0
+        keep = np.flatnonzero(sizes >= max(1, self.keep_frac * sizes.max())) + 1
         return np.isin(lab, keep)
+
+    def _choose(self, bright: np.ndarray, dark: np.ndarray, field: np.ndarray) -> np.ndarray:
+        if self.polarity != "auto":
+            return bright if self.polarity == "bright" else dark
+        w = centre_weight(field.shape, self.centre_sigma)
+        # Ties (a symmetric image) go to the bright side: the subject of an X-ray or CT.
+        return bright if _centrality(bright, w) >= _centrality(dark, w) else dark
+
+
+def _centrality(side: np.ndarray, w: np.ndarray) -> float:
+    """Mean centre weight over the pixels of the side's main component (the one holding most centre weight).
+
+    A lesion or organ is compact and central, its surround is spread out to the edges: the mean (not the sum)
+    tells them apart whatever their areas, and a side's stray patches at the periphery (shading, a ruler) do not
+    dilute it because only its main component counts.
+    """
+    lab, n = ndimage.label(side, structure=np.ones((3, 3)))
+    if n == 0:
+        return -1.0
+    mass = ndimage.sum_labels(w, lab, index=np.arange(1, n + 1))
+    size = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    k = int(np.argmax(mass))
+    return float(mass[k] / size[k])
+
+
+POLARITIES = ("auto", "dark", "bright")
+
+
+def centre_weight(shape: tuple[int, int], sigma_frac: float) -> np.ndarray:
+    """An isotropic Gaussian centred on the image, sigma = ``sigma_frac`` × the shorter side."""
+    h, w = shape
+    s = sigma_frac * min(h, w)
+    y = (np.arange(h) - (h - 1) / 2) ** 2
+    x = (np.arange(w) - (w - 1) / 2) ** 2
+    return np.exp(-(y[:, None] + x[None, :]) / (2 * s * s))
+
+
+def _open_close(fg: np.ndarray, disk: np.ndarray) -> np.ndarray:
+    """Opening then closing on an edge-padded copy: zero padding would keep the outer band out of the mask."""
+    r = disk.shape[0] // 2
+    p = np.pad(fg, r, mode="edge")
+    p = ndimage.binary_closing(ndimage.binary_opening(p, disk), disk)
+    return p[r:-r, r:-r]
 
 
 def _disk(r: int) -> np.ndarray:

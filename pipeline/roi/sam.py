@@ -2,8 +2,9 @@
 
 Two prompt modes:
 
-* ``box`` (cheap): each image is encoded once (in batches) and prompted with one box covering the image minus a
-  ``box_margin`` border plus a positive point at its centre; the highest-scoring of SAM's three masks is kept.
+* ``box`` (cheap): each image is encoded once (in batches) and prompted with one box covering the field of view
+  (the image without scanner frames or a dermoscope's vignette) inset by ``box_margin`` of its size, plus a
+  positive point at its centre; the highest-scoring of SAM's three masks is kept.
 * ``auto`` (the paper): :class:`segment_anything.SamAutomaticMaskGenerator` over a point grid; the kept masks
   that are not background are united. A mask counts as background when it covers more than ``max_area`` of the
   image or more than ``max_border`` of the image border.
@@ -24,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from topo.pipeline.roi.base import DEFAULT_MIN_AREA, RoiBackend
+from topo.pipeline.roi.base import DEFAULT_MIN_AREA, RoiBackend, grey_uint8
+from topo.pipeline.roi.field_of_view import field_of_view
 
 SAM_CHECKPOINT_ENV = "TOPO_SAM_CHECKPOINT"
 
@@ -92,6 +94,15 @@ def resolve_checkpoint(model: str, checkpoint: str | os.PathLike[str] | None) ->
         if digests["md5"] != off_md5:
             raise ValueError(f"{p} has md5 {digests['md5']}, the official file has {off_md5}: corrupt or altered")
     return {"path": str(p.resolve()), "file": p.name, "official": bool(official), **digests}
+
+
+def fov_box(image: np.ndarray, margin: float) -> tuple[float, float, float, float]:
+    """``(x0, y0, x1, y1)``: the field of view's bounding box inset by ``margin`` of its width and height."""
+    fov = field_of_view(grey_uint8(image))
+    ys, xs = np.flatnonzero(fov.any(axis=1)), np.flatnonzero(fov.any(axis=0))
+    y0, y1, x0, x1 = float(ys[0]), float(ys[-1]), float(xs[0]), float(xs[-1])
+    mh, mw = margin * (y1 - y0 + 1), margin * (x1 - x0 + 1)
+    return x0 + mw, y0 + mh, x1 - mw, y1 - mh
 
 
 class SamRoi(RoiBackend):
@@ -170,9 +181,9 @@ class SamRoi(RoiBackend):
         out = []
         for i, (im, x) in enumerate(zip(images, inputs, strict=True)):
             h, w = im.shape[:2]
-            mh, mw = self.box_margin * h, self.box_margin * w
-            box = self.transform.apply_boxes(np.array([[mw, mh, w - 1 - mw, h - 1 - mh]]), (h, w))
-            pt = self.transform.apply_coords(np.array([[[w / 2, h / 2]]]), (h, w))
+            x0, y0, x1, y1 = fov_box(im, self.box_margin)
+            box = self.transform.apply_boxes(np.array([[x0, y0, x1, y1]]), (h, w))
+            pt = self.transform.apply_coords(np.array([[[(x0 + x1) / 2, (y0 + y1) / 2]]]), (h, w))
             sparse, dense = sam.prompt_encoder(
                 points=(
                     torch.as_tensor(pt, dtype=torch.float, device=self.device),

@@ -140,6 +140,7 @@ def isic2019_source(root: str | Path, *, seed: int = 0, val: float = 0.1) -> Fil
             + ("test = official test set without UNK" if has_test else "test = 20 % of training (no test files)")
         ),
         description="ISIC 2019 dermoscopy challenge, 8 classes",
-        extra={"excluded_unk_test": excluded, "lesion_grouped": bool(groups)},
+        # Dermoscopic lesions are darker than the skin around them: the Otsu ROI takes the dark side.
+        extra={"excluded_unk_test": excluded, "lesion_grouped": bool(groups), "roi_polarity": "dark"},
     )
     return FileListSource(root, items, info, warnings=warnings)

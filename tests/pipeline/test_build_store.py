@@ -69,7 +69,7 @@ def test_full_build_is_complete_and_valid(full_store):
     st.validate()
     assert verify_store(out).ok
     assert st.fingerprint == s.fingerprint
-    assert st.attrs["roi"] == {"backend": "otsu", "params": OtsuRoi().params()}
+    assert st.attrs["roi"] == {"backend": "otsu", "params": OtsuRoi().params(), "suspect": "keep"}
     assert st.persistence_spec == FiltrationSpec().to_json()
     assert st.attrs["dataset"]["license"] == "CC BY 4.0"
     assert not (out / StoreFiles.CHUNK_PARTS).exists()

@@ -119,7 +119,13 @@ def test_backend_parameters_are_checked():
         OtsuRoi(morph_frac=0.7)
     with pytest.raises(ValueError, match="keep_frac"):
         OtsuRoi(keep_frac=-0.1)
-    assert OtsuRoi(morph_frac=0.05).params() == {"min_area": 0.01, "morph_frac": 0.05, "keep_frac": 0.1}
+    assert OtsuRoi(morph_frac=0.05).params() == {
+        "min_area": 0.01,
+        "morph_frac": 0.05,
+        "keep_frac": 0.1,
+        "polarity": "auto",
+        "centre_sigma": 0.15,
+    }
 
 
 # --------------------------------------------------------------------------------------------- sam

@@ -251,7 +251,7 @@ def test_isic_keeps_lesions_on_one_side_and_drops_unk_test(tmp_path):
     src = get_source("isic2019", data_dir=tmp_path)
     rec = src.records()
     assert len(rec) == 82
-    assert src.info().extra == {"excluded_unk_test": 1, "lesion_grouped": True}
+    assert src.info().extra == {"excluded_unk_test": 1, "lesion_grouped": True, "roi_polarity": "dark"}
     assert src.info().license == "CC BY-NC 4.0" and src.info().non_commercial
     side = {}
     for r in rec:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from topo.store_schema import StoreVersionError
+from topo.store_schema import SCHEMA_VERSION, StoreVersionError
 from topo.store_schema.verify import verify_store
 
 TOPO = Path(sys.executable).with_name("topo")
@@ -26,8 +26,9 @@ def store(small_store: Path, tmp_path: Path) -> Path:
 
 def _cli_verify(path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1"}  # no wrapping: messages are matched whole
-    return subprocess.run([str(TOPO), "store", "verify", str(path)], capture_output=True, text=True,
-                          timeout=120, env=env, check=False)
+    return subprocess.run(
+        [str(TOPO), "store", "verify", str(path)], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
 
 
 def test_intact_store_verifies(store: Path) -> None:
@@ -85,10 +86,10 @@ def test_schema_major_version_bump(store: Path) -> None:
     meta.write_text(json.dumps(j))
     with pytest.raises(StoreVersionError) as e:
         verify_store(store)
-    assert "2.0.0" in str(e.value) and "1.0.0" in str(e.value)
+    assert "2.0.0" in str(e.value) and SCHEMA_VERSION in str(e.value)
     r = _cli_verify(store)
     assert r.returncode != 0
-    assert "schema_version 2.0.0" in r.stderr and "1.0.0" in r.stderr
+    assert "schema_version 2.0.0" in r.stderr and SCHEMA_VERSION in r.stderr
 
 
 def test_several_problems_are_all_reported(store: Path) -> None:
