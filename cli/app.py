@@ -479,7 +479,7 @@ def eval_cmd(
     variants: Annotated[
         str, typer.Option(help="baseline (stage-1 encoder), topocl (fused encoder).")
     ] = "baseline,topocl",
-    probe_epochs: Annotated[int, typer.Option(help="Linear-probe epochs.")] = 100,
+    probe_max_iter: Annotated[int, typer.Option(help="Linear-probe L-BFGS iteration cap.")] = 2000,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     workspace: Workspace = None,
 ) -> None:
@@ -497,7 +497,7 @@ def eval_cmd(
             runs=ws / "runs" / key,
             seeds=[int(s) for s in seeds.split(",") if s.strip()],
             variants=[v.strip() for v in variants.split(",") if v.strip()],
-            probe_epochs=probe_epochs,
+            probe_max_iter=probe_max_iter,
             report_dir=ws / "reports" / key,
             device=device,
         )

@@ -100,7 +100,6 @@ def test_three_stages_then_eval(calibrated_store, tmp_path):
         method="byol",
         runs=runs,
         seeds=[0, 1],
-        probe_epochs=5,
         report_dir=tmp_path / "reports",
     )
     assert {(r.variant, r.seed) for r in out.results} == {

@@ -33,6 +33,7 @@ from topo.trainer.eval.report import (
     to_json,
     to_markdown,
 )
+from topo.trainer.eval.report.probe_rows import probe_rows_markdown
 
 VARIANT_STAGE = {"baseline": "visual", "topocl": "joint"}
 SPLITS = ("train", "val", "test")
@@ -80,7 +81,7 @@ def evaluate(
     runs: Path,
     seeds: Sequence[int],
     variants: Sequence[str] = ("baseline", "topocl"),
-    probe_epochs: int = 100,
+    probe_max_iter: int = 2000,
     report_dir: Path,
     device: str = "cpu",
 ) -> EvalOutputs:
@@ -100,7 +101,7 @@ def evaluate(
                 continue
             sets, gates = cached_features(ck, store, device=device)
             res = linear_probe(
-                sets["train"], sets["val"], sets["test"], epochs=probe_epochs, seed=seed, num_classes=len(class_names)
+                sets["train"], sets["val"], sets["test"], max_iter=probe_max_iter, num_classes=len(class_names)
             )
             knn = knn_accuracy(sets["train"], sets["val"], k=20)
             results.append(
@@ -135,7 +136,7 @@ def evaluate(
     save_run_results(report_dir / f"results_{dataset}_{method}.json", results)
     table = build_table(results)
     md = report_dir / f"table3_{dataset}_{method}.md"
-    text = to_markdown(table)
+    text = to_markdown(table) + "\n\n" + probe_rows_markdown(results)
     if cost_rows:
         text += "\n\n" + cost_table_markdown(cost_rows, title="Cost (cf. the paper's Tables 6–7)")
     if missing:
