@@ -84,3 +84,77 @@ class TrainConfig:
         return sorted(
             k for k in set(mine) | set(other) if k not in RESUMABLE_DIFFERENCES and mine.get(k) != other.get(k)
         )
+
+
+# Options that never name a run: where it goes, what it is keyed by already, and the joint stage's inputs (those
+# are recorded in config.json and in the report instead).
+_NOT_IN_NAME = RESUMABLE_DIFFERENCES | {"store", "stage", "seed", "method", "init_visual", "init_topo", "amp"}
+# Short, readable labels for the options most often changed.
+_LABELS = {
+    "epochs": "e",
+    "batch_size": "b",
+    "lr": "lr",
+    "weight_decay": "wd",
+    "warmup_epochs": "wu",
+    "image_size": "px",
+    "topo_width": "tw",
+}
+_MAX_SUFFIX = 80
+
+
+def config_hash(cfg: TrainConfig) -> str:
+    """sha256 of every option that changes what is computed (the resumable ones left out)."""
+    import hashlib
+    import json
+
+    d = {k: v for k, v in cfg.to_json().items() if k not in RESUMABLE_DIFFERENCES}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _label(name: str, value: Any) -> str:
+    if name == "small_input":
+        return "stem3" if value else "stem7"
+    if isinstance(value, bool):
+        return name.replace("_", "-") if value else "no-" + name.replace("_", "-")
+    if name in ("backbone", "pairing", "topo_views", "visual_aug"):
+        return str(value)
+    if name == "experts":
+        return "x-" + "+".join(value)
+    if name == "method_options":
+        return "+".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return (
+        f"{_LABELS.get(name, name.replace('_', '-'))}{value:g}"
+        if isinstance(value, float)
+        else (f"{_LABELS.get(name, name.replace('_', '-'))}{value}")
+    )
+
+
+def run_suffix(cfg: TrainConfig) -> str:
+    """A short readable suffix of the options that differ from their defaults ('' for a default run).
+
+    Two runs that compute different things get different suffixes; an over-long suffix is cut and ends in a
+    short hash of the full one, so it stays unique.
+    """
+    import hashlib
+    import re
+
+    defaults = {
+        f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+        for f in dataclasses.fields(TrainConfig)
+    }
+    defaults["experts"] = tuple(defaults["experts"])
+    parts = [
+        _label(f.name, getattr(cfg, f.name))
+        for f in dataclasses.fields(cfg)
+        if f.name not in _NOT_IN_NAME and getattr(cfg, f.name) != defaults[f.name]
+    ]
+    suffix = re.sub(r"[^A-Za-z0-9.+=_-]", "_", "-".join(parts))
+    if len(suffix) > _MAX_SUFFIX:
+        suffix = suffix[: _MAX_SUFFIX - 9] + "-" + hashlib.sha256(suffix.encode()).hexdigest()[:8]
+    return suffix
+
+
+def run_name(cfg: TrainConfig) -> str:
+    """``<stage>-seed<seed>`` plus the suffix of non-default options: the run folder's name under its method."""
+    suffix = run_suffix(cfg)
+    return f"{cfg.stage}-seed{cfg.seed}" + (f"-{suffix}" if suffix else "")

@@ -9,6 +9,7 @@ cannot be missed in the printed report.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from topo.trainer.eval.report.records import RunResult
@@ -42,13 +43,24 @@ def _budget(extras: dict[str, Any]) -> list[str]:
     ]
 
 
+def _init(init: dict[str, str]) -> str:
+    """The runs a joint stage started from, by folder name; ``none`` for a random start."""
+    if not init:
+        return "–"
+
+    def name(p: str) -> str:
+        return p if p == "none" else Path(p).parent.parent.name
+
+    return f"{name(init.get('visual', 'none'))} · {name(init.get('topo', 'none'))}"
+
+
 def probe_rows_markdown(results: Sequence[RunResult], *, title: str = "Per-run probe details") -> str:
     """Markdown table (one row per run) plus a bold list of every warning."""
     head = (
         "| row | seed | test ACC | majority ACC | test AUC | chance AUC | classes train·val·test | C | kNN val ACC "
-        "| epochs per stage | images seen | wall s | params |"
+        "| epochs per stage | images seen | wall s | params | joint init visual · topo |"
     )
-    lines = [f"### {title}", "", head, "|" + "---|" * 13]
+    lines = [f"### {title}", "", head, "|" + "---|" * 14]
     loud: list[str] = []
     for r in results:
         probe = r.extras.get("probe") or {}
@@ -68,6 +80,7 @@ def probe_rows_markdown(results: Sequence[RunResult], *, title: str = "Per-run p
             "–" if c is None else f"{c:.3g}",
             _pct(r.extras.get("knn_val_acc")),
             *_budget(r.extras),
+            _init(r.extras.get("init") or {}),
         ]
         lines.append("| " + " | ".join(cells) + " |")
         loud += [f"**{row} seed {r.seed}: {w}**" for w in probe.get("warnings") or []]
