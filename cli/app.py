@@ -13,7 +13,17 @@ from rich.table import Table
 
 from topo import __version__
 from topo.cli.store_extra import export_datalist_cmd, pack_cmd, unpack_cmd
-from topo.cli.train_stages import ComputeMatchedOpt, InitTopoOpt, InitVisualOpt, OverwriteOpt, train_all_stages
+from topo.cli.train_stages import (
+    ComputeMatchedOpt,
+    CropScaleOpt,
+    InitTopoOpt,
+    InitVisualOpt,
+    LrScheduleOpt,
+    OverwriteOpt,
+    VisualAugOpt,
+    parse_crop_scale,
+    train_all_stages,
+)
 from topo.cli.workspace import (
     WORKSPACE_ENV,
     WorkspaceError,
@@ -374,6 +384,9 @@ def train_cmd(
     lr: Annotated[float, typer.Option(help="AdamW learning rate per 256 samples (scaled with the batch).")] = 1e-3,
     weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.05,
     warmup_epochs: Annotated[float, typer.Option(help="Linear warm-up before the cosine decay.")] = 10.0,
+    lr_schedule: LrScheduleOpt = "cosine",
+    visual_aug: VisualAugOpt = "byol",
+    crop_scale: CropScaleOpt = "0.2,1.0",
     seed: Annotated[int, typer.Option(help="Pretraining seed.")] = 0,
     image_size: Annotated[int | None, typer.Option(help="Training resolution (default: the store's).")] = None,
     small_input: Annotated[bool | None, typer.Option(help="3×3 stem without max-pool (default: on for ≤ 64²).")] = None,
@@ -428,6 +441,8 @@ def train_cmd(
         lr=lr,
         weight_decay=weight_decay,
         warmup_epochs=warmup_epochs,
+        lr_schedule=lr_schedule,
+        visual_aug=visual_aug,
         seed=seed,
         image_size=image_size,
         small_input=small_input,
@@ -447,6 +462,7 @@ def train_cmd(
         progress=progress,
     )
     try:
+        common["crop_scale"] = parse_crop_scale(crop_scale)
         train_all_stages(
             stage,
             common,

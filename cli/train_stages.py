@@ -48,3 +48,20 @@ def train_all_stages(
         )
 
     run_stages(stage, common, runs, console=err, on_done=report, **options)
+
+
+VisualAugOpt = Annotated[
+    str,
+    typer.Option(help="Visual view recipe: byol (blur + solarise, asymmetric) or simclr (crop, flip, jitter, noise)."),
+]
+CropScaleOpt = Annotated[str, typer.Option(help="Random-resized-crop area fraction MIN,MAX.")]
+LrScheduleOpt = Annotated[str, typer.Option(help="After warm-up: cosine (decay to 0) or constant.")]
+
+
+def parse_crop_scale(text: str) -> tuple[float, float]:
+    """``"0.2,1.0"`` → ``(0.2, 1.0)``; a clear error otherwise."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--crop-scale takes MIN,MAX (e.g. 0.2,1.0), got {text!r}") from None
+    return lo, hi

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STAGES = ("visual", "topo", "joint")
+LR_SCHEDULES = ("cosine", "constant")
 
 # Options that may differ between a run and its resumption (they do not change what is computed).
 RESUMABLE_DIFFERENCES = frozenset(
@@ -31,6 +32,9 @@ class TrainConfig:
     lr: float = 1e-3  # AdamW, per 256 samples of global batch (scaled linearly)
     weight_decay: float = 0.05
     warmup_epochs: float = 10.0
+    lr_schedule: str = "cosine"  # after warm-up: cosine decay to 0, or constant
+    visual_aug: str = "byol"  # named two-view recipe (trainer/visual_views.RECIPES)
+    crop_scale: tuple[float, float] = (0.2, 1.0)  # random-resized-crop area fraction
     seed: int = 0
     num_workers: int | None = None  # None: 0 for the visual stage, 2 when topology views are made per sample
     device: str = "auto"
@@ -67,10 +71,17 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         self.experts = tuple(self.experts)
+        self.crop_scale = tuple(float(v) for v in self.crop_scale)  # type: ignore[assignment]
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
+        from topo.trainer.visual_views import view_recipes
+
+        view_recipes(self.visual_aug, self.crop_scale)  # validates the name and the scale
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["experts"] = list(self.experts)
+        d["crop_scale"] = list(self.crop_scale)
         return d
 
     @classmethod
@@ -116,8 +127,10 @@ def _label(name: str, value: Any) -> str:
         return "stem3" if value else "stem7"
     if isinstance(value, bool):
         return name.replace("_", "-") if value else "no-" + name.replace("_", "-")
-    if name in ("backbone", "pairing", "topo_views", "visual_aug"):
+    if name in ("backbone", "pairing", "topo_views", "visual_aug", "lr_schedule"):
         return str(value)
+    if name == "crop_scale":
+        return f"crop{value[0]:g}-{value[1]:g}"
     if name == "experts":
         return "x-" + "+".join(value)
     if name == "method_options":
@@ -143,6 +156,7 @@ def run_suffix(cfg: TrainConfig) -> str:
         for f in dataclasses.fields(TrainConfig)
     }
     defaults["experts"] = tuple(defaults["experts"])
+    defaults["crop_scale"] = tuple(defaults["crop_scale"])
     parts = [
         _label(f.name, getattr(cfg, f.name))
         for f in dataclasses.fields(cfg)

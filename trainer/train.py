@@ -38,7 +38,7 @@ from topo.trainer.eval.extract import DIAGRAM_KEYS, extract_features
 from topo.trainer.methods import build_method
 from topo.trainer.run_folder import claim_run_folder
 from topo.trainer.topo_views import TopoViews
-from topo.trainer.visual_views import VIEW1, VIEW2, augment, step_generator
+from topo.trainer.visual_views import augment, step_generator, view_recipes
 
 LAST, FINAL = "checkpoints/last.pt", "checkpoints/final.pt"
 SUMMARY = "summary.json"  # steps, images seen and wall time of the run, read by the report
@@ -89,7 +89,7 @@ def make_views(
     Image augmentation runs here, batched on the device.
     """
     views: list[dict[str, torch.Tensor]] = []
-    for k, recipe in enumerate((VIEW1, VIEW2)):
+    for k, recipe in enumerate(view_recipes(cfg.visual_aug, cfg.crop_scale)):
         v: dict[str, torch.Tensor] = {}
         if cfg.stage in ("topo", "joint"):
             tv = batch["views"][k]
@@ -108,10 +108,12 @@ def make_views(
     return views[0], views[1]
 
 
-def lr_lambda(warmup_steps: int, total_steps: int):
+def lr_lambda(warmup_steps: int, total_steps: int, schedule: str = "cosine"):
     def f(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
@@ -196,7 +198,7 @@ def _train(cfg: TrainConfig, *, resume: bool, console: Console) -> TrainResult:
     params = [p for p in method.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
     warmup = min(total_steps, int(cfg.warmup_epochs * steps_per_epoch))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total_steps, cfg.lr_schedule))
     probe_opt = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=0.0)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
 
