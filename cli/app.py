@@ -383,7 +383,9 @@ def train_cmd(
     batch_size: Annotated[int, typer.Option(help="Global batch size.")] = 256,
     lr: Annotated[float, typer.Option(help="AdamW learning rate per 256 samples (scaled with the batch).")] = 1e-3,
     weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.05,
-    warmup_epochs: Annotated[float, typer.Option(help="Linear warm-up before the cosine decay.")] = 10.0,
+    warmup_epochs: Annotated[
+        float | None, typer.Option(help="Linear warm-up epochs (default: 10 % of --epochs).")
+    ] = None,
     lr_schedule: LrScheduleOpt = "cosine",
     visual_aug: VisualAugOpt = "byol",
     crop_scale: CropScaleOpt = "0.2,1.0",

@@ -31,7 +31,8 @@ class TrainConfig:
     batch_size: int = 256  # global, across ranks
     lr: float = 1e-3  # AdamW, per 256 samples of global batch (scaled linearly)
     weight_decay: float = 0.05
-    warmup_epochs: float = 10.0
+    # None: 10 % of `epochs` (10 of the paper's 100). A fixed 10 would be half of a 20-epoch run spent warming up.
+    warmup_epochs: float | None = None
     lr_schedule: str = "cosine"  # after warm-up: cosine decay to 0, or constant
     visual_aug: str = "byol"  # named two-view recipe (trainer/visual_views.RECIPES)
     crop_scale: tuple[float, float] = (0.2, 1.0)  # random-resized-crop area fraction
@@ -71,12 +72,19 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         self.experts = tuple(self.experts)
+        if self.warmup_epochs is not None and self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         self.crop_scale = tuple(float(v) for v in self.crop_scale)  # type: ignore[assignment]
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
         from topo.trainer.visual_views import view_recipes
 
         view_recipes(self.visual_aug, self.crop_scale)  # validates the name and the scale
+
+    @property
+    def warmup(self) -> float:
+        """Warm-up epochs in effect."""
+        return 0.1 * self.epochs if self.warmup_epochs is None else float(self.warmup_epochs)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -197,7 +197,7 @@ def _train(cfg: TrainConfig, *, resume: bool, console: Console) -> TrainResult:
     lr = cfg.lr * cfg.batch_size / 256
     params = [p for p in method.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-    warmup = min(total_steps, int(cfg.warmup_epochs * steps_per_epoch))
+    warmup = min(total_steps, int(cfg.warmup * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total_steps, cfg.lr_schedule))
     probe_opt = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=0.0)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
