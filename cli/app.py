@@ -18,6 +18,17 @@ from topo.cli.options import StoreOption, StorePositional, backbone_problem, pic
 from topo.cli.roi_options import parse_roi_params, sam_params
 from topo.cli.store_extra import export_datalist_cmd, pack_cmd, unpack_cmd
 from topo.cli.store_show import show_cmd
+from topo.cli.train_stages import (
+    ComputeMatchedOpt,
+    CropScaleOpt,
+    InitTopoOpt,
+    InitVisualOpt,
+    LrScheduleOpt,
+    OverwriteOpt,
+    VisualAugOpt,
+    parse_crop_scale,
+    train_all_stages,
+)
 from topo.cli.workspace import (
     WORKSPACE_ENV,
     WorkspaceError,
@@ -404,7 +415,12 @@ def train_cmd(
     batch_size: Annotated[int, typer.Option(help="Global batch size.")] = 256,
     lr: Annotated[float, typer.Option(help="AdamW learning rate per 256 samples (scaled with the batch).")] = 1e-3,
     weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.05,
-    warmup_epochs: Annotated[float, typer.Option(help="Linear warm-up before the cosine decay.")] = 10.0,
+    warmup_epochs: Annotated[
+        float | None, typer.Option(help="Linear warm-up epochs (default: 10 % of --epochs).")
+    ] = None,
+    lr_schedule: LrScheduleOpt = "cosine",
+    visual_aug: VisualAugOpt = "byol",
+    crop_scale: CropScaleOpt = "0.2,1.0",
     seed: Annotated[int, typer.Option(help="Pretraining seed.")] = 0,
     image_size: Annotated[int | None, typer.Option(help="Training resolution (default: the store's).")] = None,
     small_input: Annotated[bool | None, typer.Option(help="3×3 stem without max-pool (default: on for ≤ 64²).")] = None,
@@ -437,6 +453,10 @@ def train_cmd(
     experts: Annotated[str, typer.Option(help="MoE experts to keep.")] = "vision,topology,concat,gated,cross",
     visual_pretrain: Annotated[bool, typer.Option(help="--stage all: initialise the joint stage from stage 1.")] = True,
     topo_pretrain: Annotated[bool, typer.Option(help="--stage all: initialise the joint stage from stage 2.")] = True,
+    init_visual: InitVisualOpt = None,
+    init_topo: InitTopoOpt = None,
+    compute_matched: ComputeMatchedOpt = True,
+    overwrite: OverwriteOpt = False,
     method_option: Annotated[
         list[str] | None, typer.Option(help="KEY=VALUE for the method's config (repeatable).")
     ] = None,
@@ -444,19 +464,15 @@ def train_cmd(
     workspace: Workspace = None,
 ) -> None:
     """Contrastive pretraining from a store: stage 1 visual, stage 2 topology encoder, stage 3 MoE fusion."""
-    from topo.cli.workspace import run_dir
     from topo.pipeline.sources import SourceError  # noqa: F401 - keeps import errors of optional deps early
     from topo.store_schema import StoreError
     from topo.trainer.checkpoint import CheckpointError
-    from topo.trainer.config import TrainConfig
-    from topo.trainer.dist import is_main_process
-    from topo.trainer.train import train
+    from topo.trainer.run_folder import RunFolderError
 
     if (problem := backbone_problem(backbone)) is not None:
         fail(problem)
     ws = workspace_root(workspace)
     target = _store_arg(store, dataset, workspace)
-    stages = ["visual", "topo", "joint"] if stage == "all" else [stage]
     key = _run_key(target)
     common: dict[str, Any] = dict(
         store=target,
@@ -467,6 +483,8 @@ def train_cmd(
         lr=lr,
         weight_decay=weight_decay,
         warmup_epochs=warmup_epochs,
+        lr_schedule=lr_schedule,
+        visual_aug=visual_aug,
         seed=seed,
         image_size=image_size,
         small_input=small_input,
@@ -487,28 +505,24 @@ def train_cmd(
         method_options=_parse_options(method_option or []),
         progress=progress,
     )
-    finals: dict[str, str] = {}
-    for st in stages:
-        extra: dict[str, Any] = {}
-        if st == "joint" and stage == "all":
-            extra = {
-                "init_visual": finals.get("visual") if visual_pretrain else None,
-                "init_topo": finals.get("topo") if topo_pretrain else None,
-            }
-        try:
-            cfg = TrainConfig(out_dir=str(run_dir(ws, key, method, st, seed)), stage=st, **common, **extra)
-            res = train(cfg, resume=resume, console=err)
-        except (StoreError, CheckpointError, ValueError, FileNotFoundError) as e:
-            fail(str(e))
-            return
-        finals[st] = str(res.checkpoint)
-        if not is_main_process():
-            continue
-        mon = ", ".join(f"{k} {v:.3f}" for k, v in res.monitors.items())
-        out.print(
-            f"[bold]{st}[/]: {res.steps} steps in {res.seconds:.0f} s ({res.samples_per_s:.0f} img/s), "
-            f"loss {res.final_loss:.4f}{'; val ' + mon if mon else ''} → {res.checkpoint}"
+    try:
+        common["crop_scale"] = parse_crop_scale(crop_scale)
+        train_all_stages(
+            stage,
+            common,
+            ws / "runs" / key / method,
+            out=out,
+            err=err,
+            init_visual=init_visual,
+            init_topo=init_topo,
+            visual_pretrain=visual_pretrain,
+            topo_pretrain=topo_pretrain,
+            compute_matched=compute_matched,
+            resume=resume,
+            overwrite=overwrite,
         )
+    except (StoreError, CheckpointError, RunFolderError, ValueError, FileNotFoundError) as e:
+        fail(str(e))
 
 
 # --------------------------------------------------------------------------------------------------- eval
@@ -521,7 +535,8 @@ def eval_cmd(
     variants: Annotated[
         str, typer.Option(help="baseline (stage-1 encoder), topocl (fused encoder).")
     ] = "baseline,topocl",
-    probe_epochs: Annotated[int, typer.Option(help="Linear-probe epochs.")] = 100,
+    probe_max_iter: Annotated[int, typer.Option(help="Linear-probe L-BFGS iteration cap.")] = 2000,
+    suffix: Annotated[str, typer.Option(help="Run-name suffix of an ablation (as printed by topo train).")] = "",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     workspace: Workspace = None,
 ) -> None:
@@ -540,7 +555,8 @@ def eval_cmd(
             runs=ws / "runs" / key,
             seeds=[int(s) for s in seeds.split(",") if s.strip()],
             variants=[v.strip() for v in variants.split(",") if v.strip()],
-            probe_epochs=probe_epochs,
+            probe_max_iter=probe_max_iter,
+            suffix=suffix,
             report_dir=ws / "reports" / key,
             device=device,
         )

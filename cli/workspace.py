@@ -3,7 +3,9 @@
 The workspace is ``--workspace``, else ``$TOPO_WORKSPACE``, else ``./topo-workspace``. Inside it:
 
 * ``stores/<dataset>.zarr`` — one store per dataset name (``demo``, ``isic2019``, ``pathmnist_224``, …);
-* ``runs/<dataset>/<method>/<stage>-seed<seed>/`` — checkpoints, logs and exported features of one training run;
+* ``runs/<dataset>/<method>/<stage>-seed<seed>[-<suffix>]/`` — checkpoints, logs and cached features of one training
+  run; the suffix names the options that differ from their defaults (``topo.trainer.config.run_name``), so an
+  ablation never lands in the main run's folder, and ``config.json`` holds the full config and its hash;
 * ``reports/<dataset>/`` — evaluation tables and figures.
 
 Later commands find the store by ``--store`` (a path or URL), by ``--dataset`` (its name in the workspace), or as
@@ -85,5 +87,6 @@ def default_data_dir(ws: Path, dataset: str, download: bool = False) -> str | No
     return str(ws / "data" / name)
 
 
-def run_dir(ws: Path, dataset: str, method: str, stage: str, seed: int) -> Path:
-    return ws / "runs" / dataset / method / f"{stage}-seed{seed}"
+def run_dir(ws: Path, dataset: str, method: str, name: str) -> Path:
+    """The folder of the run named ``name`` (see ``topo.trainer.config.run_name``)."""
+    return ws / "runs" / dataset / method / name

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STAGES = ("visual", "topo", "joint")
+LR_SCHEDULES = ("cosine", "constant")
 
 # Options that may differ between a run and its resumption (they do not change what is computed).
 RESUMABLE_DIFFERENCES = frozenset(
@@ -30,7 +31,11 @@ class TrainConfig:
     batch_size: int = 256  # global, across ranks
     lr: float = 1e-3  # AdamW, per 256 samples of global batch (scaled linearly)
     weight_decay: float = 0.05
-    warmup_epochs: float = 10.0
+    # None: 10 % of `epochs` (10 of the paper's 100). A fixed 10 would be half of a 20-epoch run spent warming up.
+    warmup_epochs: float | None = None
+    lr_schedule: str = "cosine"  # after warm-up: cosine decay to 0, or constant
+    visual_aug: str = "byol"  # named two-view recipe (trainer/visual_views.RECIPES)
+    crop_scale: tuple[float, float] = (0.2, 1.0)  # random-resized-crop area fraction
     seed: int = 0
     num_workers: int | None = None  # None: 0 for the visual stage, 2 when topology views are made per sample
     device: str = "auto"
@@ -78,10 +83,24 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         self.experts = tuple(self.experts)
+        if self.warmup_epochs is not None and self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        self.crop_scale = tuple(float(v) for v in self.crop_scale)  # type: ignore[assignment]
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
+        from topo.trainer.visual_views import view_recipes
+
+        view_recipes(self.visual_aug, self.crop_scale)  # validates the name and the scale
+
+    @property
+    def warmup(self) -> float:
+        """Warm-up epochs in effect."""
+        return 0.1 * self.epochs if self.warmup_epochs is None else float(self.warmup_epochs)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["experts"] = list(self.experts)
+        d["crop_scale"] = list(self.crop_scale)
         return d
 
     @classmethod
@@ -95,3 +114,80 @@ class TrainConfig:
         return sorted(
             k for k in set(mine) | set(other) if k not in RESUMABLE_DIFFERENCES and mine.get(k) != other.get(k)
         )
+
+
+# Options that never name a run: where it goes, what it is keyed by already, and the joint stage's inputs (those
+# are recorded in config.json and in the report instead).
+_NOT_IN_NAME = RESUMABLE_DIFFERENCES | {"store", "stage", "seed", "method", "init_visual", "init_topo", "amp"}
+# Short, readable labels for the options most often changed.
+_LABELS = {
+    "epochs": "e",
+    "batch_size": "b",
+    "lr": "lr",
+    "weight_decay": "wd",
+    "warmup_epochs": "wu",
+    "image_size": "px",
+    "topo_width": "tw",
+}
+_MAX_SUFFIX = 80
+
+
+def config_hash(cfg: TrainConfig) -> str:
+    """sha256 of every option that changes what is computed (the resumable ones left out)."""
+    import hashlib
+    import json
+
+    d = {k: v for k, v in cfg.to_json().items() if k not in RESUMABLE_DIFFERENCES}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _label(name: str, value: Any) -> str:
+    if name == "small_input":
+        return "stem3" if value else "stem7"
+    if isinstance(value, bool):
+        return name.replace("_", "-") if value else "no-" + name.replace("_", "-")
+    if name in ("backbone", "pairing", "topo_views", "visual_aug", "lr_schedule"):
+        return str(value)
+    if name == "crop_scale":
+        return f"crop{value[0]:g}-{value[1]:g}"
+    if name == "experts":
+        return "x-" + "+".join(value)
+    if name == "method_options":
+        return "+".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return (
+        f"{_LABELS.get(name, name.replace('_', '-'))}{value:g}"
+        if isinstance(value, float)
+        else (f"{_LABELS.get(name, name.replace('_', '-'))}{value}")
+    )
+
+
+def run_suffix(cfg: TrainConfig) -> str:
+    """A short readable suffix of the options that differ from their defaults ('' for a default run).
+
+    Two runs that compute different things get different suffixes; an over-long suffix is cut and ends in a
+    short hash of the full one, so it stays unique.
+    """
+    import hashlib
+    import re
+
+    defaults = {
+        f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+        for f in dataclasses.fields(TrainConfig)
+    }
+    defaults["experts"] = tuple(defaults["experts"])
+    defaults["crop_scale"] = tuple(defaults["crop_scale"])
+    parts = [
+        _label(f.name, getattr(cfg, f.name))
+        for f in dataclasses.fields(cfg)
+        if f.name not in _NOT_IN_NAME and getattr(cfg, f.name) != defaults[f.name]
+    ]
+    suffix = re.sub(r"[^A-Za-z0-9.+=_-]", "_", "-".join(parts))
+    if len(suffix) > _MAX_SUFFIX:
+        suffix = suffix[: _MAX_SUFFIX - 9] + "-" + hashlib.sha256(suffix.encode()).hexdigest()[:8]
+    return suffix
+
+
+def run_name(cfg: TrainConfig) -> str:
+    """``<stage>-seed<seed>`` plus the suffix of non-default options: the run folder's name under its method."""
+    suffix = run_suffix(cfg)
+    return f"{cfg.stage}-seed{cfg.seed}" + (f"-{suffix}" if suffix else "")

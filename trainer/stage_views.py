@@ -24,7 +24,7 @@ import torch
 from topo.pipeline.persistence import FiltrationSpec, topk_diagrams
 from topo.trainer.config import TrainConfig
 from topo.trainer.eval.extract import DIAGRAM_KEYS
-from topo.trainer.visual_views import MEAN, STD, VIEW1, VIEW2, augment, normalise, step_generator
+from topo.trainer.visual_views import MEAN, STD, augment, normalise, step_generator, view_recipes
 
 STAGE3_VIEWS = ("topo", "standard+topo")
 
@@ -57,7 +57,7 @@ def make_views(
     """The two views of one step (see the module docstring). ``spec`` is needed for the joint standard pair."""
     views: list[dict[str, torch.Tensor]] = []
     paper_joint = cfg.stage == "joint" and cfg.stage3_views == "topo"
-    for k, recipe in enumerate((VIEW1, VIEW2)):
+    for k, recipe in enumerate(view_recipes(cfg.visual_aug, cfg.crop_scale)):
         v: dict[str, torch.Tensor] = {}
         g = step_generator(cfg.seed, step, k, device)
         if paper_joint and cfg.pairing == "standard":

@@ -32,15 +32,17 @@ from topo.trainer.checkpoint import (
     save_checkpoint,
     store_identity,
 )
-from topo.trainer.config import TrainConfig
+from topo.trainer.config import TrainConfig, config_hash, run_name
 from topo.trainer.data import StoreDataset, make_loader
 from topo.trainer.dist import get_rank, get_world_size, is_main_process
 from topo.trainer.eval.extract import DIAGRAM_KEYS, extract_features
 from topo.trainer.methods import build_method
+from topo.trainer.run_folder import claim_run_folder
 from topo.trainer.stage_views import make_views, view_definition
 from topo.trainer.topo_views import TopoViews
 
 LAST, FINAL = "checkpoints/last.pt", "checkpoints/final.pt"
+SUMMARY = "summary.json"  # steps, images seen and wall time of the run, read by the report
 
 
 @dataclass
@@ -91,18 +93,28 @@ def check_full_image_calibration(store: Any) -> None:
         )
 
 
-def lr_lambda(warmup_steps: int, total_steps: int):
+def lr_lambda(warmup_steps: int, total_steps: int, schedule: str = "cosine"):
     def f(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return f
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = None) -> TrainResult:
-    console = console or Console(stderr=True)
+def train(
+    cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, console: Console | None = None
+) -> TrainResult:
+    """Train one stage into ``cfg.out_dir``, which it holds exclusively (see :mod:`topo.trainer.run_folder`)."""
+    main = int(os.environ.get("RANK", "0")) == 0
+    with claim_run_folder(Path(cfg.out_dir), resume=resume, overwrite=overwrite, main=main):
+        return _train(cfg, resume=resume, console=console or Console(stderr=True))
+
+
+def _train(cfg: TrainConfig, *, resume: bool, console: Console) -> TrainResult:
     t_start = time.perf_counter()
 
     # --- setup: processes, device, seeds ------------------------------------------------------------------------
@@ -168,8 +180,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     lr = cfg.lr * cfg.batch_size / 256
     params = [p for p in method.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-    warmup = min(total_steps, int(cfg.warmup_epochs * steps_per_epoch))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total_steps))
+    warmup = min(total_steps, int(cfg.warmup * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total_steps, cfg.lr_schedule))
     probe_opt = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=0.0)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
 
@@ -222,7 +234,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     log_file = None
     if is_main_process():
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps({**cfg.to_json(), "views": view_definition(cfg)}, indent=2))
+        meta = {
+            **cfg.to_json(),
+            "config_hash": config_hash(cfg),
+            "run_name": run_name(cfg),
+            "views": view_definition(cfg),
+        }
+        (out_dir / "config.json").write_text(json.dumps(meta, indent=2))
         console.print(f"{cfg.stage} views: {view_definition(cfg)}")
         from torch.utils.tensorboard import SummaryWriter
 
@@ -316,6 +334,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     if log_file is not None:
         log_file.close()
     seconds = time.perf_counter() - t_start
+    if is_main_process():
+        _write_summary(out_dir, cfg, step, seconds, resumed=resume)
     return TrainResult(
         out_dir,
         final if final.exists() else out_dir / LAST,
@@ -326,6 +346,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
         last_loss,
         monitors,
     )
+
+
+def _write_summary(out_dir: Path, cfg: TrainConfig, step: int, seconds: float, *, resumed: bool) -> None:
+    """What the run cost: steps, images seen and wall time (summed over resumed sessions)."""
+    f = out_dir / SUMMARY
+    before = json.loads(f.read_text()).get("wall_s", 0.0) if resumed and f.exists() else 0.0
+    doc = {"steps": step, "images_seen": step * cfg.batch_size, "epochs": cfg.epochs, "wall_s": before + seconds}
+    f.write_text(json.dumps(doc, indent=1))
 
 
 def _monitors(

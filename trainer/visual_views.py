@@ -37,10 +37,31 @@ class ViewRecipe:
     blur_p: float = 1.0
     blur_sigma: tuple[float, float] = (0.1, 2.0)  # at 224²; scaled with the output size
     solarize_p: float = 0.0
+    noise_std: float = 0.0  # additive Gaussian noise on [0, 1] intensities
 
 
 VIEW1 = ViewRecipe(blur_p=1.0, solarize_p=0.0)
 VIEW2 = ViewRecipe(blur_p=0.1, solarize_p=0.2)
+# SimCLR's recipe as small grey medical images tolerate it: crop, flip, brightness/contrast, mild noise; no blur
+# or solarisation (at 28² a blur of sigma up to 0.25 px and an intensity inversion destroy the little texture left).
+SIMCLR_VIEW = ViewRecipe(jitter_p=1.0, saturation=0.0, grayscale_p=0.0, blur_p=0.0, solarize_p=0.0, noise_std=0.03)
+#: Named two-view recipes for ``--visual-aug``.
+RECIPES: dict[str, tuple[ViewRecipe, ViewRecipe]] = {
+    "byol": (VIEW1, VIEW2),
+    "simclr": (SIMCLR_VIEW, SIMCLR_VIEW),
+}
+
+
+def view_recipes(name: str, crop_scale: tuple[float, float] | None = None) -> tuple[ViewRecipe, ViewRecipe]:
+    """The two views of recipe ``name``, with the crop scale replaced when given."""
+    import dataclasses
+
+    if name not in RECIPES:
+        raise ValueError(f"unknown --visual-aug {name!r}; valid: {', '.join(RECIPES)}")
+    lo, hi = crop_scale or RECIPES[name][0].crop_scale
+    if not 0 < lo <= hi <= 1:
+        raise ValueError(f"--crop-scale must satisfy 0 < min <= max <= 1, got {lo}, {hi}")
+    return tuple(dataclasses.replace(r, crop_scale=(float(lo), float(hi))) for r in RECIPES[name])  # type: ignore[return-value]
 
 
 def _u(g: torch.Generator, n: int, lo: float, hi: float, device: torch.device) -> torch.Tensor:
@@ -103,6 +124,9 @@ def augment(images: torch.Tensor, recipe: ViewRecipe, *, size: int, generator: t
         grey_on = (torch.rand(b, generator=g, device=dev) < recipe.grayscale_p)[:, None, None, None]
         j = torch.where(grey_on, _grey(j).expand_as(j), j)
     x = torch.where(on, j, x)
+    if recipe.noise_std > 0:  # drawn only when used, so the other recipes' random streams are unchanged
+        noise = torch.randn(x.shape, generator=g, device=dev, dtype=x.dtype) * recipe.noise_std
+        x = (x + noise).clamp(0, 1)
     scale = size / 224
     sigma = _u(g, b, recipe.blur_sigma[0] * scale, recipe.blur_sigma[1] * scale, dev).clamp_min(1e-3)
     blur_on = torch.rand(b, generator=g, device=dev) < recipe.blur_p

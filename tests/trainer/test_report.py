@@ -120,9 +120,7 @@ def test_table_json_roundtrip_is_exact() -> None:
     results = synthetic_results()
     # Degenerate corners too: a method with one seed (no std, no p) and an unpaired seed.
     results += [
-        RunResult(d, "MoCo", v, 0, 0.71 + 0.01 * i, 0.8)
-        for i, d in enumerate(DATASETS)
-        for v in ("baseline", "topocl")
+        RunResult(d, "MoCo", v, 0, 0.71 + 0.01 * i, 0.8) for i, d in enumerate(DATASETS) for v in ("baseline", "topocl")
     ]
     results.append(RunResult("BreastMNIST", "SimCLR", "topocl", 9, 0.9, 0.9))
     table = build_table(results)
@@ -178,13 +176,10 @@ def test_run_results_file_and_probe_record(tmp_path) -> None:
         fs(80, "train"),
         fs(40, "val"),
         fs(40, "test"),
-        lrs=(0.1,),
-        weight_decays=(0.0,),
-        epochs=10,
-        batch_size=None,
+        cs=(0.1,),
     )
     rec = run_result_from_probe("BreastMNIST", "SimCLR", "topocl", 3, res, extras={"ckpt": "last.pt"})
-    assert rec.acc == res.test["acc"] and rec.extras["probe"]["selection"]["lr"] == 0.1
+    assert rec.acc == res.test["acc"] and rec.extras["probe"]["selection"]["C"] == 0.1
     path = save_run_results(tmp_path / "runs.json", [rec, *synthetic_results(seeds=(0,))])
     loaded = load_run_results(path)
     assert loaded[0] == rec and len(loaded) == 1 + 2 * len(DATASETS) * 2

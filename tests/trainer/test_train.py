@@ -9,7 +9,7 @@ import torch
 
 from topo.store_schema import open_store
 from topo.trainer.checkpoint import CheckpointError, check_store_compatible, load_checkpoint, store_identity
-from topo.trainer.config import TrainConfig
+from topo.trainer.config import TrainConfig, run_suffix
 from topo.trainer.train import train
 
 SMALL = {"proj_hidden_dim": 64, "proj_dim": 32}
@@ -70,38 +70,40 @@ def test_store_compatibility_names_both_values(small_store):
         check_store_compatible({**saved, "fingerprint": "sha256:x"}, st, same_data=True)
 
 
-@pytest.mark.slow  # ~50 s on two busy cores
+def _common(store, **kw) -> dict:
+    """The options of `topo train` as the stage chain receives them (out_dir and stage are its own)."""
+    cfg = _cfg(store, "unused", **kw).to_json()
+    for k in ("out_dir", "stage", "init_visual", "init_topo"):
+        cfg.pop(k)
+    cfg["experts"] = tuple(cfg["experts"])
+    return cfg
+
+
+@pytest.mark.slow  # ~90 s on two busy cores
 def test_three_stages_then_eval(calibrated_store, tmp_path):
-    """Stage 1 → 2 → 3 for two seeds (a few steps each), then the linear-probe evaluation and its report."""
+    """--stage all for two seeds (a few steps per stage, plus the compute-matched baseline), then the evaluation."""
     from topo.trainer.eval.run import evaluate
+    from topo.trainer.stages import run_stages
 
     runs = tmp_path / "runs" / "demo"
     for seed in (0, 1):
-        finals = {}
-        for stage in ("visual", "topo", "joint"):
-            extra = {"init_visual": finals.get("visual"), "init_topo": finals.get("topo")} if stage == "joint" else {}
-            res = train(
-                _cfg(
-                    calibrated_store,
-                    runs / "byol" / f"{stage}-seed{seed}",
-                    method="byol",
-                    stage=stage,
-                    seed=seed,
-                    max_steps=2,
-                    method_options=BYOL_SMALL,
-                    **extra,
-                )
-            )
-            assert res.steps == 2 and torch.isfinite(torch.tensor(res.final_loss))
-            finals[stage] = str(res.checkpoint)
+        common = _common(calibrated_store, method="byol", seed=seed, max_steps=2, method_options=BYOL_SMALL)
+        done = run_stages("all", common, runs / "byol")
+        assert [d.label for d in done] == ["visual", "topo", "joint", "baseline (compute-matched)"]
+        for d in done:
+            assert d.result.steps == 2 and torch.isfinite(torch.tensor(d.result.final_loss))
+        # The compute-matched baseline trains for stage-1 + stage-3 epochs, in its own folder.
+        visual, joint, matched = done[0].cfg, done[2].cfg, done[3].cfg
+        assert matched.stage == "visual" and matched.epochs == visual.epochs + joint.epochs == 4
+        assert len({d.cfg.out_dir for d in done}) == 4
     out = evaluate(
         store=str(calibrated_store),
         dataset="demo",
         method="byol",
         runs=runs,
         seeds=[0, 1],
-        probe_epochs=5,
         report_dir=tmp_path / "reports",
+        suffix=run_suffix(joint),
     )
     assert {(r.variant, r.seed) for r in out.results} == {
         ("baseline", 0),
@@ -109,12 +111,21 @@ def test_three_stages_then_eval(calibrated_store, tmp_path):
         ("topocl", 0),
         ("topocl", 1),
     }
+    baseline = next(r for r in out.results if r.variant == "baseline")
+    assert baseline.extras["row"] == "baseline (compute-matched)"
+    assert baseline.extras["budget"]["epochs_per_stage"] == {"visual": 4}
+    topocl = next(r for r in out.results if r.variant == "topocl")
+    assert topocl.extras["budget"]["epochs_per_stage"] == {"visual": 2, "topo": 2, "joint": 2}
+    # Images through the visual encoder, from the runs' summaries: max_steps caps every stage at 2 steps here, so
+    # the matched run saw half of TopoCL's; without the cap both see (stage 1 + stage 3) epochs of images.
+    assert topocl.extras["budget"]["images_seen"] == 2 * 2 * 32 == 2 * baseline.extras["budget"]["images_seen"]
     text = out.markdown.read_text()
     assert "demo" in text and "byol" in text.lower()
+    assert "stage-1 only" in text and "majority ACC" in text and "images seen" in text
     assert out.figures and Path(out.figures[0]).stat().st_size > 0
     # Joint stage was initialised from stages 1 and 2: its checkpoint records them.
-    ck = load_checkpoint(runs / "byol" / "joint-seed0" / "checkpoints" / "final.pt")
-    assert ck["config"]["init_visual"].endswith("visual-seed0/checkpoints/final.pt")
+    ck = load_checkpoint(Path(done[2].cfg.out_dir) / "checkpoints" / "final.pt")
+    assert Path(ck["config"]["init_visual"]).parent.parent == Path(done[0].cfg.out_dir)
 
 
 def test_workers_default_to_none_for_whole_batches_and_two_for_per_sample_views():

@@ -1,9 +1,11 @@
 """``topo eval``: features from frozen encoders, the honest linear probe, and the paper-shaped reports.
 
-For each pretraining seed, the baseline is the visual-only encoder (stage ``visual``) and TopoCL is the fused
-encoder (stage ``joint``) trained with the same method. Features are extracted once per split and cached beside the
-checkpoint; the probe's learning rate and weight decay are chosen on the validation split; the test split is
-evaluated once, after that choice (:mod:`topo.trainer.eval.probe` enforces it).
+For each pretraining seed, TopoCL is the fused encoder (stage ``joint``) and the baseline the visual-only encoder
+trained for as many epochs as TopoCL's visual encoder saw (stage 1 + stage 3); the stage-1-only encoder is an
+extra, labelled row (:mod:`topo.trainer.eval.rows`). Features are cached beside each run, keyed by the checkpoint's
+sha256, the store fingerprint and the extraction options (:mod:`topo.trainer.eval.feature_cache`); the probe's
+regularisation is chosen on the validation split and the test split is evaluated once, after that choice
+(:mod:`topo.trainer.eval.probe` enforces it). Rows trained on stores with different fingerprints are refused.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from topo.trainer.build import encoder_from_checkpoint
-from topo.trainer.eval.extract import batch_view, extract_features
-from topo.trainer.eval.features import FeatureSet, load_features, save_features
+from topo.trainer.eval.extract import batch_view
+from topo.trainer.eval.feature_cache import cached_features
 from topo.trainer.eval.knn import knn_accuracy
 from topo.trainer.eval.probe import linear_probe
 from topo.trainer.eval.report import (
@@ -33,9 +34,8 @@ from topo.trainer.eval.report import (
     to_json,
     to_markdown,
 )
-
-VARIANT_STAGE = {"baseline": "visual", "topocl": "joint"}
-SPLITS = ("train", "val", "test")
+from topo.trainer.eval.report.probe_rows import probe_rows_markdown
+from topo.trainer.eval.rows import Row, rows_for_seed
 
 
 @dataclass
@@ -48,35 +48,31 @@ class EvalOutputs:
     figures: list[Path]
 
 
-def cached_features(checkpoint: Path, store: str, *, device: str = "cpu") -> tuple[dict[str, FeatureSet], np.ndarray]:
-    """Features of every split (cached in ``<run>/features``) and the TopoCL gate weights of the test split."""
-    cache = checkpoint.parent.parent / "features"
-    gates_file = cache / "gate_weights_test.npy"
-    if (cache / "features.json").exists():
-        gates = np.load(gates_file, allow_pickle=False) if gates_file.exists() else np.zeros((0, 0), np.float32)
-        return load_features(cache), gates
-    enc, cfg, ck = encoder_from_checkpoint(str(checkpoint))
-    size = cfg.image_size or ck["geometry"]["height"]
-    sets: dict[str, FeatureSet] = {}
-    gates = np.zeros((0, 0), np.float32)
-    for split in SPLITS:
-        fs = extract_features(
-            enc,
-            store,
-            split,
-            stage=cfg.stage,
-            image_size=size,
-            device=device,
-            gate_weights=split == "test",
-            full_image=cfg.topo_views == "full_image",
-        )
-        if isinstance(fs, tuple):
-            fs, gates = fs
-        sets[split] = fs
-    save_features(cache, sets, meta={"checkpoint": checkpoint.name, "stage": cfg.stage}, overwrite=True)
-    if gates.size:
-        np.save(gates_file, gates)
-    return sets, gates
+class MixedStoresError(ValueError):
+    """The rows of one report were trained on stores with different fingerprints."""
+
+
+def _probe_row(row: Row, store: str, num_classes: int, probe_max_iter: int, device: str) -> tuple[Any, Any, dict]:
+    sets, gates, key = cached_features(row.checkpoint, store, device=device)
+    res = linear_probe(sets["train"], sets["val"], sets["test"], max_iter=probe_max_iter, num_classes=num_classes)
+    enc, _, ck = encoder_from_checkpoint(str(row.checkpoint))
+    extras = {
+        "row": row.label,
+        "knn_val_acc": knn_accuracy(sets["train"], sets["val"], k=20),
+        "checkpoint": str(row.checkpoint),
+        "feature_cache_key": key,
+        "trained_on_store": ck["store"]["fingerprint"],
+        "budget": {**row.budget, "params": sum(p.numel() for p in enc.parameters())},
+        "init": row.init,
+    }
+    return res, (sets, gates), extras
+
+
+def _check_one_store(extras: list[dict[str, Any]]) -> None:
+    seen = {e["trained_on_store"]: e["checkpoint"] for e in extras}
+    if len(seen) > 1:
+        listing = "; ".join(f"{fp[:19]}… ({ck})" for fp, ck in seen.items())
+        raise MixedStoresError(f"refusing to compare runs trained on different stores: {listing}")
 
 
 def evaluate(
@@ -87,64 +83,49 @@ def evaluate(
     runs: Path,
     seeds: Sequence[int],
     variants: Sequence[str] = ("baseline", "topocl"),
-    probe_epochs: int = 100,
+    suffix: str = "",
+    probe_max_iter: int = 2000,
     report_dir: Path,
     device: str = "cpu",
 ) -> EvalOutputs:
-    """Probe every (variant, seed) run under ``runs/<method>/<stage>-seed<seed>/`` and write the reports."""
+    """Probe the rows of every seed under ``runs/<method>/`` (see :mod:`topo.trainer.eval.rows`), write reports."""
     from topo.store_schema import open_store
 
     class_names = open_store(store).class_names
     results: list[RunResult] = []
+    extra_rows: list[RunResult] = []
     figures: list[Path] = []
     cost_rows: list[dict[str, Any]] = []
-    missing = []
+    missing: list[str] = []
+    all_extras: list[dict[str, Any]] = []
     definitions: dict[str, str] = {}
-    for variant in variants:
-        for seed in seeds:
-            ck = runs / method / f"{VARIANT_STAGE[variant]}-seed{seed}" / "checkpoints" / "final.pt"
-            if not ck.exists():
-                missing.append(str(ck))
-                continue
-            sets, gates = cached_features(ck, store, device=device)
-            res = linear_probe(
-                sets["train"], sets["val"], sets["test"], epochs=probe_epochs, seed=seed, num_classes=len(class_names)
-            )
-            knn = knn_accuracy(sets["train"], sets["val"], k=20)
-            results.append(
-                run_result_from_probe(
-                    dataset, method, variant, seed, res, extras={"knn_val_acc": knn, "checkpoint": str(ck)}
-                )
-            )
-            if variant == "topocl" and gates.size and seed == seeds[0]:
-                from topo.trainer.models.fusion import EXPERTS
-
-                enc, _, _ = encoder_from_checkpoint(str(ck))
-                names = list(getattr(getattr(enc, "fusion", None), "experts", EXPERTS))
-                out = report_dir / f"gate_weights_{dataset}_{method}.png"
-                plot_gate_weights(
-                    gates,
-                    names,
-                    sets["test"].y,
-                    class_names,
-                    out_png=out,
-                    title=f"{dataset} · {method} · mean gate weight per expert (test split)",
-                )
-                figures.append(out)
+    for seed in seeds:
+        rows, lost = rows_for_seed(runs / method, seed, suffix, tuple(variants))
+        missing += lost
+        for row in rows:
+            res, (sets, gates), extras = _probe_row(row, store, len(class_names), probe_max_iter, device)
+            all_extras.append(extras)
+            _check_one_store(all_extras)
+            rec = run_result_from_probe(dataset, method, row.variant or "baseline", seed, res, extras=extras)
+            (results if row.variant else extra_rows).append(rec)
+            if row.variant == "topocl" and gates.size and seed == seeds[0]:
+                figures.append(_gate_figure(row.checkpoint, gates, sets, class_names, report_dir, dataset, method))
             if seed == seeds[0]:
-                cost_rows.append(_cost_row(ck, variant, store))
-                definitions[variant] = _views_of(ck)
-    if missing and not results:
+                cost_rows.append(_cost_row(row.checkpoint, row.label, store))
+                definitions[row.label] = _views_of(row.checkpoint)
+    if not results:
+        expected = missing[0] if missing else str(runs / method)
         raise FileNotFoundError(
-            "no finished runs to evaluate; expected e.g. "
-            + missing[0]
-            + f" (train with `topo train --method {method} --stage all --seed N`)"
+            f"no finished runs to evaluate; expected e.g. {expected} "
+            f"(train with `topo train --method {method} --stage all --seed N`)"
         )
     report_dir.mkdir(parents=True, exist_ok=True)
     save_run_results(report_dir / f"results_{dataset}_{method}.json", results)
+    if extra_rows:
+        save_run_results(report_dir / f"extra_rows_{dataset}_{method}.json", extra_rows)
     table = build_table(results)
     md = report_dir / f"table3_{dataset}_{method}.md"
-    text = to_markdown(table)
+    text = to_markdown(table) + "\n\n" + probe_rows_markdown(results + extra_rows)
     if cost_rows:
         text += "\n\n" + cost_table_markdown(cost_rows, title="Cost (cf. the paper's Tables 6–7)")
     if definitions:
@@ -165,7 +146,24 @@ def _views_of(checkpoint: Path) -> str:
     return view_definition(TrainConfig.from_json(load_checkpoint(checkpoint)["config"]))
 
 
-def _cost_row(checkpoint: Path, variant: str, store: str) -> dict[str, Any]:
+def _gate_figure(ck: Path, gates, sets, class_names, report_dir: Path, dataset: str, method: str) -> Path:
+    from topo.trainer.models.fusion import EXPERTS
+
+    enc, _, _ = encoder_from_checkpoint(str(ck))
+    names = list(getattr(getattr(enc, "fusion", None), "experts", EXPERTS))
+    out = report_dir / f"gate_weights_{dataset}_{method}.png"
+    plot_gate_weights(
+        gates,
+        names,
+        sets["test"].y,
+        class_names,
+        out_png=out,
+        title=f"{dataset} · {method} · mean gate weight per expert (test split)",
+    )
+    return out
+
+
+def _cost_row(checkpoint: Path, label: str, store: str) -> dict[str, Any]:
     """Parameters, FLOPs per sample, and the training throughput logged by the run."""
     enc, cfg, ck = encoder_from_checkpoint(str(checkpoint))
     from topo.trainer.data import StoreDataset
@@ -179,4 +177,4 @@ def _cost_row(checkpoint: Path, variant: str, store: str) -> dict[str, Any]:
     if log.exists():
         rows = [r.split(",") for r in log.read_text().splitlines()[1:] if r]
         rate = float(rows[-1][-1]) if rows else None
-    return {"name": f"{variant} ({cfg.backbone}, {cfg.stage})", **cost, "throughput_img_s": rate}
+    return {"name": f"{label} ({cfg.backbone}, {cfg.stage})", **cost, "throughput_img_s": rate}
