@@ -101,6 +101,7 @@ def test_hf_folder_loads_with_timm_local_dir(small_store, tmp_path):
     assert tuple(timm.data.resolve_data_config({}, model=model)["mean"]) == (0.5,)
 
 
+@pytest.mark.slow
 def test_fused_encoder_traces_with_a_tuple_signature(tmp_path):
     g = Geometry.from_json(
         {"height": 28, "width": 28, "channels": 1, "k0": 8, "k1": 8, "chunk_size": 64, "num_samples": 1}
@@ -154,4 +155,9 @@ def test_a_joint_export_holds_the_traced_fused_model_and_timm_weights(small_stor
         features, gates = traced(view["image"], view["pd_h0"], view["n_h0"], view["pd_h1"], view["n_h1"])
         assert torch.allclose(features, original(view), atol=1e-5)
     assert gates.shape == (8, len(meta["fused"]["experts"]))
+    assert meta["fused"]["exported_program"] == "fused.pt2"
+    program = torch.export.load(str(out / "fused.pt2")).module()
+    with torch.no_grad():
+        f2, _ = program(view["image"], view["pd_h0"], view["n_h0"], view["pd_h1"], view["n_h1"])
+    assert torch.allclose(f2, features, atol=1e-5)
     assert "fused_traced.pt" in (out / "README.md").read_text()
