@@ -207,6 +207,8 @@ def build_store_cmd(
     if s.fingerprint:
         t.add_row("fingerprint", s.fingerprint)
     out.print(t)
+    if s.fingerprint:
+        print_full(out, "fingerprint:", s.fingerprint)  # whole, whatever the width: the table may cut it
     for sid, reason in s.failures[:5]:
         err.print(f"[yellow]failed[/] {sid}: {reason}")
     if s.counts.get("failed"):

@@ -12,6 +12,10 @@ Each item points into the store by ``index`` and carries the store's fingerprint
 to read a store that was rebuilt differently (the stale-cache problem of MONAI's persistent caches). The
 store's own split names map to MONAI's keys: ``train`` -> ``training``, ``val`` -> ``validation``,
 ``test`` -> ``test``; any other split keeps its name.
+
+To load the items in a MONAI pipeline, ``topo.trainer.samples.LoadStoreSampled`` takes the place of ``LoadImaged``:
+it reads each item's sample from its store (image ``C×H×W``, ``roi_mask`` ``1×H×W``) and refuses a stale
+fingerprint.
 """
 
 from __future__ import annotations

@@ -115,8 +115,16 @@ _HINT = (
 )
 
 
-def _status(e: BaseException) -> int | None:
-    return getattr(e, "status", None) or getattr(e, "code", None)
+def _status(e: BaseException | None) -> int | None:
+    """The HTTP status behind an error: fsspec wraps aiohttp's response error in a FileNotFoundError."""
+    for _ in range(4):
+        if e is None:
+            return None
+        code = getattr(e, "status", None) or getattr(e, "code", None)
+        if isinstance(code, int):
+            return code
+        e = e.__cause__ or e.__context__
+    return None
 
 
 @contextmanager
@@ -132,6 +140,8 @@ def remote_errors(url: str, *, opening: bool = False) -> Iterator[None]:
     except FileNotFoundError as e:
         if not opening:
             raise
+        if _status(e) in (401, 403):
+            raise StoreError(f"access denied (HTTP {_status(e)}) opening {url}; the server needs credentials") from e
         raise StoreError(f"no store at {url} ({e}); {_HINT}") from e
     except PermissionError as e:
         raise StoreError(f"permission denied reading {url} ({e}); check the credentials or the URL's access") from e

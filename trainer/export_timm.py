@@ -16,7 +16,9 @@ preprocessing. A model trained with topo's small-input stem (a 3×3/1 ``conv1`` 
 
 **Fused model.** The joint encoder takes a dict; ``fused_traced.pt`` is a TorchScript trace of it with the tuple
 signature ``(image, pd_h0, n_h0, pd_h1, n_h1) -> (features, gate_weights)`` (shapes in ``metadata["fused"]``),
-loadable with ``torch.jit.load`` alone. The trace records one control flow: the one of the example batch, which is
+loadable with ``torch.jit.load`` alone, and ``fused.pt2`` the same signature as a ``torch.export`` program with a
+dynamic batch size (``torch.export.load("fused.pt2").module()``; TorchScript is deprecated in recent torch). The
+trace records one control flow: the one of the example batch, which is
 fixed by the store's ``k0``/``k1`` and does not depend on the values, so it holds for any batch of the same
 geometry (the batch size may differ).
 
@@ -141,6 +143,7 @@ def write_traced_fused(fused: nn.Module, geometry: dict[str, Any], size: int, ou
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(wrapped, args, check_trace=True)
     traced.save(str(out / "fused_traced.pt"))
+    exported = _write_exported_program(wrapped, args, out)
     c, k0, k1 = int(geometry["channels"]), int(geometry["k0"]), int(geometry["k1"])
     return {
         "file": "fused_traced.pt",
@@ -154,4 +157,22 @@ def write_traced_fused(fused: nn.Module, geometry: dict[str, Any], size: int, ou
         },
         "outputs": {"features": "(B, feature_dim)", "gate_weights": f"(B, {len(fused.fusion.experts)}) experts"},
         "experts": list(fused.fusion.experts),
+        "exported_program": exported,
     }
+
+
+def _write_exported_program(wrapped: nn.Module, args: tuple[Tensor, ...], out: Path) -> str:
+    """``fused.pt2``: the same signature as a ``torch.export`` program with a dynamic batch size.
+
+    TorchScript is deprecated in recent torch; ``torch.export`` is its successor. Returns the file name, or why
+    it was not written (a backbone ``torch.export`` cannot capture), so the metadata says which files exist.
+    """
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.export(wrapped, args, dynamic_shapes=tuple({0: batch} for _ in args))
+        torch.export.save(program, str(out / "fused.pt2"))
+    except Exception as e:  # any capture failure leaves the TorchScript trace as the export
+        return f"not written: torch.export failed ({type(e).__name__}: {str(e)[:200]})"
+    return "fused.pt2"

@@ -115,6 +115,8 @@ def test_help_texts_end_in_full_sentences():
     cut = []
     while todo:
         c, cx = todo.pop()
+        if c.help and not c.help.strip().endswith((".", ")", "?", "!")):
+            cut.append(f"{cx.command_path}: {c.help!r}")
         for p in c.params:
             h = getattr(p, "help", None)
             if h and not h.rstrip().endswith((".", ")", "?", "!")):

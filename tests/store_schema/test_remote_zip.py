@@ -31,6 +31,9 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
         self.requests.append(f"{self.command} {self.path} {self.headers.get('Range', '')}")
 
     def send_head(self):  # type: ignore[no-untyped-def]
+        if self.path.startswith("/forbidden/"):  # what a bucket without public read answers
+            self.send_error(403, "Forbidden")
+            return None
         path, rng = self.translate_path(self.path), self.headers.get("Range")
         m = re.fullmatch(r"bytes=(\d*)-(\d*)", (rng or "").strip())
         if m is None or not os.path.isfile(path):
@@ -123,3 +126,13 @@ def test_a_missing_zip_on_a_live_server_is_a_store_error(served_zip):
 
     res = CliRunner().invoke(app, ["store", "verify", f"{base}/missing.zip"])
     assert res.exit_code == 1 and "Traceback" not in res.output and "missing.zip" in res.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["demo.zip", "demo.zarr"])
+def test_a_forbidden_url_is_a_store_error_saying_so(served_zip, name):
+    base, _ = served_zip
+    url = f"{base}/forbidden/{name}"
+    with pytest.raises(StoreError, match="403") as e:
+        open_store(url)
+    assert url in str(e.value) and "credentials" in str(e.value)

@@ -101,6 +101,7 @@ def test_hf_folder_loads_with_timm_local_dir(small_store, tmp_path):
     assert tuple(timm.data.resolve_data_config({}, model=model)["mean"]) == (0.5,)
 
 
+@pytest.mark.slow
 def test_fused_encoder_traces_with_a_tuple_signature(tmp_path):
     g = Geometry.from_json(
         {"height": 28, "width": 28, "channels": 1, "k0": 8, "k1": 8, "chunk_size": 64, "num_samples": 1}
@@ -118,3 +119,45 @@ def test_fused_encoder_traces_with_a_tuple_signature(tmp_path):
     assert torch.allclose(features, expected, atol=1e-5)
     assert torch.allclose(gates, fused.last_gate_weights, atol=1e-5)
     assert sig["experts"] == list(fused.fusion.experts)
+
+
+@pytest.mark.slow
+def test_a_joint_export_holds_the_traced_fused_model_and_timm_weights(small_store, tmp_path):
+    cfg = TrainConfig(
+        store=str(small_store),
+        out_dir=str(tmp_path / "run"),
+        method="simclr",
+        stage="joint",
+        backbone="resnet18",
+        small_input=True,
+        pairing="standard",
+        topo_views="precomputed",
+        topo_width=32,
+        epochs=1,
+        max_steps=1,
+        batch_size=16,
+        num_workers=0,
+        monitor_every=0,
+        progress=False,
+        method_options={"proj_hidden_dim": 32, "proj_dim": 16},
+    )
+    res = train(cfg)
+    out = export_encoder(res.checkpoint, tmp_path / "exported", store_attrs=open_store(small_store).attrs)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["fused"]["file"] == "fused_traced.pt" and (out / "visual_encoder.pt").is_file()
+    ds = StoreDataset(
+        str(small_store), splits="val", batch_size=8, shuffle=False, drop_last=False, rank=0, world_size=1
+    )
+    view = batch_view(next(iter(make_loader(ds))), "joint", None, torch.device("cpu"))
+    original, _, _ = encoder_from_checkpoint(str(res.checkpoint))
+    traced = torch.jit.load(str(out / "fused_traced.pt"))
+    with torch.no_grad():
+        features, gates = traced(view["image"], view["pd_h0"], view["n_h0"], view["pd_h1"], view["n_h1"])
+        assert torch.allclose(features, original(view), atol=1e-5)
+    assert gates.shape == (8, len(meta["fused"]["experts"]))
+    assert meta["fused"]["exported_program"] == "fused.pt2"
+    program = torch.export.load(str(out / "fused.pt2")).module()
+    with torch.no_grad():
+        f2, _ = program(view["image"], view["pd_h0"], view["n_h0"], view["pd_h1"], view["n_h1"])
+    assert torch.allclose(f2, features, atol=1e-5)
+    assert "fused_traced.pt" in (out / "README.md").read_text()
