@@ -46,6 +46,23 @@ def main() -> None:
     mad = [np.abs(x.astype(int) - y.astype(int)).mean() for x, y in zip(out[True], out[False], strict=True)]
     mx = max(int(np.abs(x.astype(int) - y.astype(int)).max()) for x, y in zip(out[True], out[False], strict=True))
     full, dr = max(rates[False]), max(rates[True])
+    # Per-image work of one build worker (decode -> Otsu ROI + quality -> GUDHI top-k), both decode modes.
+    from topo.pipeline.persistence import FiltrationSpec, topk_diagrams
+    from topo.pipeline.roi import OtsuRoi
+    from topo.pipeline.roi.quality import roi_quality
+
+    roi, spec, work = OtsuRoi(polarity="dark"), FiltrationSpec(), {}
+    for draft in (False, True):
+        t0 = time.perf_counter()
+        imgs = [decode(d, height=a.size, width=a.size, channels=3, draft=draft).image for d in data]
+        masks = [r.mask for r in roi.checked(imgs)]
+        _ = [roi_quality(i, m, "dark") for i, m in zip(imgs, masks, strict=True)]
+        topk_diagrams(imgs, masks, spec)
+        work[draft] = len(data) / (time.perf_counter() - t0)
+    print(
+        f"one worker, decode+ROI+quality+persistence: full {work[False]:.1f} img/s, draft {work[True]:.1f} img/s, "
+        f"ratio {work[True] / work[False]:.2f}x; plain full decode alone {full:.1f} img/s"
+    )
     print(
         f"{len(data)} JPEGs 1504x1129 -> {a.size}x{a.size}: full decode+resize {full:.1f} img/s, "
         f"draft {dr:.1f} img/s, ratio {dr / full:.2f}x; stored pixels |draft - full|: mean {np.mean(mad):.2f}, "

@@ -64,7 +64,7 @@ def render(st: Any, rows: Any, path: Path, cols: int = 8) -> Path:
     cols = min(cols, len(idx))
     nrows = -(-len(idx) // cols)
     fig = plt.figure(figsize=(cols * CELL_INCHES, nrows * CELL_INCHES * 1.25), dpi=80)
-    grid = fig.add_gridspec(nrows, cols, wspace=0.05, hspace=0.35)
+    grid = fig.add_gridspec(nrows, cols, wspace=0.05, hspace=0.6)
     images, masks = st.array("images"), st.array("roi_masks")
     pd = {d: (st.array(f"pd_{d}"), st.array(f"n_{d}")) for d in ("h0", "h1")}
     for k, (i, row) in enumerate(zip(idx, rows.itertuples(index=False), strict=True)):
