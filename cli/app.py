@@ -491,7 +491,7 @@ def eval_cmd(
     dataset: DatasetOpt = None,
     seeds: Annotated[str, typer.Option(help="Pretraining seeds, comma-separated.")] = "0,1,2,3,4",
     variants: Annotated[
-        str, typer.Option(help="baseline (stage-1 encoder), topocl (fused encoder).")
+        str, typer.Option(help="baseline (compute-matched visual encoder; stage-1 encoder as an extra row), topocl.")
     ] = "baseline,topocl",
     probe_max_iter: Annotated[int, typer.Option(help="Linear-probe L-BFGS iteration cap.")] = 2000,
     suffix: Annotated[
