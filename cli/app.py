@@ -535,10 +535,12 @@ def eval_cmd(
     dataset: DatasetOpt = None,
     seeds: Annotated[str, typer.Option(help="Pretraining seeds, comma-separated.")] = "0,1,2,3,4",
     variants: Annotated[
-        str, typer.Option(help="baseline (stage-1 encoder), topocl (fused encoder).")
+        str, typer.Option(help="baseline (compute-matched visual encoder; stage-1 encoder as an extra row), topocl.")
     ] = "baseline,topocl",
     probe_max_iter: Annotated[int, typer.Option(help="Linear-probe L-BFGS iteration cap.")] = 2000,
-    suffix: Annotated[str, typer.Option(help="Run-name suffix of an ablation (as printed by topo train).")] = "",
+    suffix: Annotated[
+        str | None, typer.Option(help="Run-name suffix to evaluate (default: the only one there is).")
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     workspace: Workspace = None,
 ) -> None:

@@ -30,8 +30,9 @@ def test_torchrun_two_processes_train_and_checkpoint(small_store, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ck = load_checkpoint(tmp_path / "runs" / "demo" / "simclr" / "visual-seed0" / "checkpoints" / "final.pt")
+    (path,) = (tmp_path / "runs" / "demo" / "simclr").glob("visual-seed0-*/checkpoints/final.pt")
+    ck = load_checkpoint(path)
     assert ck["step"] == 3
     # Each rank read 16 of the 32 samples per step; the checkpoint is one model (DDP kept the replicas equal).
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
-    assert proc.stdout.count("visual: 3 steps") == 1  # only rank 0 reports
+    assert proc.stdout.count("visual (1 epochs): 3 steps") == 1  # only rank 0 reports

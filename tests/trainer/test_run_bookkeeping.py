@@ -121,3 +121,22 @@ def test_ablation_leaves_the_main_run_alone_and_retrain_invalidates_the_cache(sm
 def test_stage_config_names_the_folder(tmp_path) -> None:
     cfg = stage_config(_common("s", pairing="weak+weak"), tmp_path, "topo")
     assert Path(cfg.out_dir).parent == tmp_path and Path(cfg.out_dir).name == run_name(cfg)
+
+
+def test_eval_finds_the_only_suffix_and_refuses_to_guess_between_ablations(tmp_path) -> None:
+    from topo.trainer.eval.rows import resolve_suffix
+
+    def run(name: str) -> None:
+        (tmp_path / name / "checkpoints").mkdir(parents=True)
+        (tmp_path / name / "checkpoints" / "final.pt").write_bytes(b"")
+
+    assert resolve_suffix(tmp_path, 0, None) == ""
+    run("joint-seed0-e20")
+    run("visual-seed0-e20")
+    run("visual-seed0-e40")  # the compute-matched baseline does not make the choice ambiguous
+    run("joint-seed10-e20")  # another seed is not a candidate
+    assert resolve_suffix(tmp_path, 0, None) == "e20"
+    assert resolve_suffix(tmp_path, 0, "weak+weak") == "weak+weak"
+    run("joint-seed0-e20-weak+weak")
+    with pytest.raises(ValueError, match="several joint runs for seed 0"):
+        resolve_suffix(tmp_path, 0, None)

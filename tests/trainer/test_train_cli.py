@@ -42,9 +42,9 @@ def test_train_cli_options_reach_the_checkpoint(calibrated_store, tmp_path):
     ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    # Non-default options name the run folder (topo-seed3-<suffix>), so an ablation never lands on the main run.
-    (run,) = (tmp_path / "runs" / "demo" / "simclr").glob("topo-seed3-*")
-    ck = run / "checkpoints" / "final.pt"
+    # The run folder names the non-default options, so this run cannot land in a default run's folder.
+    (ck,) = (tmp_path / "runs" / "demo" / "simclr").glob("topo-seed3-*/checkpoints/final.pt")
+    assert "tw32" in ck.parent.parent.name and "no-cross-attention" in ck.parent.parent.name
     enc, cfg, _ = encoder_from_checkpoint(str(ck))
     assert cfg.topo_width == 32 and cfg.cross_attention is False and cfg.seed == 3
     assert cfg.method_options == {"proj_hidden_dim": 32, "proj_dim": 16}

@@ -66,8 +66,28 @@ def _budget(stages: dict[str, Path]) -> dict[str, Any]:
     return {"epochs_per_stage": epochs, "images_seen": seen or None, "wall_s": wall or None}
 
 
-def rows_for_seed(runs: Path, seed: int, suffix: str, variants: tuple[str, ...]) -> tuple[list[Row], list[str]]:
+def resolve_suffix(runs: Path, seed: int, suffix: str | None) -> str:
+    """The run-name suffix to evaluate: the one given, else the only one of this seed's joint (or visual) runs.
+
+    Several candidates are refused with their names, so an ablation is never picked silently.
+    """
+    if suffix is not None:
+        return suffix
+    for stage in ("joint", "visual"):
+        names = sorted(p.name for p in runs.glob(f"{stage}-seed{seed}*") if (p / FINAL).exists())
+        names = [n for n in names if n == f"{stage}-seed{seed}" or n.startswith(f"{stage}-seed{seed}-")]
+        if len(names) == 1:
+            return names[0].removeprefix(f"{stage}-seed{seed}").removeprefix("-")
+        if names:
+            raise ValueError(
+                f"several {stage} runs for seed {seed} in {runs}: {', '.join(names)}; choose with --suffix"
+            )
+    return ""
+
+
+def rows_for_seed(runs: Path, seed: int, suffix: str | None, variants: tuple[str, ...]) -> tuple[list[Row], list[str]]:
     """The rows of one seed and the checkpoints that were expected but not found."""
+    suffix = resolve_suffix(runs, seed, suffix)
     sfx = f"-{suffix}" if suffix else ""
     joint_ck = runs / f"joint-seed{seed}{sfx}" / FINAL
     joint = _config(joint_ck) if joint_ck.exists() else None

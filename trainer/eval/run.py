@@ -83,7 +83,7 @@ def evaluate(
     runs: Path,
     seeds: Sequence[int],
     variants: Sequence[str] = ("baseline", "topocl"),
-    suffix: str = "",
+    suffix: str | None = None,
     probe_max_iter: int = 2000,
     report_dir: Path,
     device: str = "cpu",
