@@ -93,7 +93,9 @@ class TrainConfig:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        # Configs saved before these options existed were trained with stacked views and one shared intensity.
+        legacy = {"stage3_views": "standard+topo", "intensities": "shared"}
+        return cls(**{**{k: v for k, v in legacy.items() if k not in d}, **{k: v for k, v in d.items() if k in known}})
 
     def differences(self, other: dict[str, Any]) -> list[str]:
         """Option names whose values differ from ``other`` (a saved config), ignoring harmless ones."""
