@@ -448,6 +448,10 @@ def train_cmd(
     intensities: Annotated[
         str, typer.Option(help="per-op (each operator its own calibrated range) or shared (ablation).")
     ] = "per-op",
+    gate: Annotated[str, typer.Option(help="MoE gate: learned (the paper's) or uniform (ablation).")] = "learned",
+    gate_balance: Annotated[
+        float, typer.Option(help="λ of the CV² expert-importance loss (Shazeer et al. 2017; the paper: 0).")
+    ] = 0.0,
     topo_width: Annotated[int, typer.Option(help="Topology encoder width (the paper: 384).")] = 384,
     self_attention: Annotated[bool, typer.Option(help="Topology encoder self-attention (ablation: off).")] = True,
     cross_attention: Annotated[bool, typer.Option(help="Topology encoder cross-attention (ablation: off).")] = True,
@@ -499,6 +503,8 @@ def train_cmd(
         topo_views=topo_views,
         stage3_views=stage3_views,
         intensities=intensities,
+        gate=gate,
+        gate_balance=gate_balance,
         topo_width=topo_width,
         self_attention=self_attention,
         cross_attention=cross_attention,

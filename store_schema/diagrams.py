@@ -110,7 +110,7 @@ def _check_indices(st: Store, indices: Sequence[int] | np.ndarray | None) -> np.
     out_of_range = idx[(idx < 0) | (idx >= st.num_samples)]
     if out_of_range.size:
         raise IndexError(f"sample indices {out_of_range[:5].tolist()} out of range [0, {st.num_samples})")
-    status = st.array("status")[:][idx]
+    status = np.asarray(st.array("status")[:])[idx]
     unusable = idx[~np.isin(status, [int(Status.OK), int(Status.FALLBACK)])]
     if unusable.size:
         raise StoreError(
@@ -186,7 +186,7 @@ def read_diagrams(
         from topo.store_schema.filtration import FiltrationSpec
 
         spec = FiltrationSpec.from_json(st.persistence_spec)
-    n_h0_all, n_h1_all = st.array("n_h0")[:], st.array("n_h1")[:]
+    n_h0_all, n_h1_all = np.asarray(st.array("n_h0")[:]), np.asarray(st.array("n_h1")[:])
     pd_h0, pd_h1 = st.array("pd_h0"), st.array("pd_h1")
     images, masks = st.array("images"), st.array("roi_masks")
     chunk_size = st.geometry.chunk_size
@@ -204,9 +204,9 @@ def read_diagrams(
     for lo in range(0, len(idx), _BATCH):
         sel = idx[lo : lo + _BATCH]
         if not full:
-            h0s, h1s = pd_h0.oindex[sel], pd_h1.oindex[sel]
+            h0s, h1s = np.asarray(pd_h0.oindex[sel]), np.asarray(pd_h1.oindex[sel])
         if essential == "components":
-            ims, ms = images.oindex[sel], masks.oindex[sel]
+            ims, ms = np.asarray(images.oindex[sel]), np.asarray(masks.oindex[sel])
         for j, i in enumerate(sel):
             if full:
                 h0, h1_32 = full_pairs(i)

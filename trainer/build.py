@@ -56,7 +56,7 @@ def build_backbone(cfg: TrainConfig, g: Geometry, *, load_inits: bool = True) ->
         _load_part(vis, cfg.init_visual, "visual")
     if load_inits and cfg.init_topo:
         _load_part(topo, cfg.init_topo, "topo")
-    fusion = MoEFusion(visual_dim=vis.feat_dim, topo_dim=topo.feat_dim, experts=cfg.experts)
+    fusion = MoEFusion(visual_dim=vis.feat_dim, topo_dim=topo.feat_dim, experts=cfg.experts, gate=cfg.gate)
     return FusedEncoder(vis, topo, fusion)
 
 

@@ -54,6 +54,8 @@ class TrainConfig:
     cross_attention: bool = True
     hierarchical: bool = True
     experts: tuple[str, ...] = ("vision", "topology", "concat", "gated", "cross")
+    gate: str = "learned"  # "uniform": fixed equal expert weights (ablation)
+    gate_balance: float = 0.0  # λ of the CV² importance loss (Shazeer et al. 2017); the paper: 0
     init_visual: str | None = None  # stage-1 checkpoint for the joint stage
     init_topo: str | None = None  # stage-2 checkpoint for the joint stage
     method_options: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +81,10 @@ class TrainConfig:
                 "--topo-views precomputed keeps the diagram of the un-augmented image, not of the view the encoder "
                 "sees in the joint stage; use online or full_image, or --stage3-views standard+topo"
             )
+        if self.gate not in ("learned", "uniform"):
+            raise ValueError(f"unknown --gate {self.gate!r}; valid: learned, uniform")
+        if not self.gate_balance >= 0:
+            raise ValueError(f"--gate-balance must be >= 0, got {self.gate_balance}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -106,7 +112,9 @@ class TrainConfig:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        # Configs saved before these options existed were trained with stacked views and one shared intensity.
+        legacy = {"stage3_views": "standard+topo", "intensities": "shared"}
+        return cls(**{**{k: v for k, v in legacy.items() if k not in d}, **{k: v for k, v in d.items() if k in known}})
 
     def differences(self, other: dict[str, Any]) -> list[str]:
         """Option names whose values differ from ``other`` (a saved config), ignoring harmless ones."""

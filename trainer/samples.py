@@ -96,5 +96,5 @@ class LoadStoreSampled:
             elif key == "sample_id":
                 out[key] = str(ids[idx])
             else:
-                out[key] = sample_value(key, st.array(ARRAY_FOR_KEY[key])[idx])
+                out[key] = sample_value(key, np.asarray(st.array(ARRAY_FOR_KEY[key])[idx]))
         return out

@@ -1,18 +1,16 @@
-"""One training stage, start to finish: setup, data, model, optimiser, resume, then the loop.
+"""One training stage, start to finish: set-up (data, model, optimiser, resume), the epoch loop, finalisation.
 
-Reads top to bottom in the order things happen. A checkpoint is a plain dict holding the model, optimiser,
-scheduler and loader states, the config, the store's identity and the step; ``resume`` continues from it only
-when the configuration and the store match.
+Reads top to bottom in the order things happen; the logs are closed in ``finally`` whatever stops the loop. A
+checkpoint is a plain dict holding the model, optimiser, scheduler and loader states, the config, the store's
+identity and the step; ``resume`` continues from it only when the configuration and the store match.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +34,15 @@ from topo.trainer.config import TrainConfig, config_hash, run_name
 from topo.trainer.data import StoreDataset, make_loader
 from topo.trainer.dist import get_rank, get_world_size, is_main_process
 from topo.trainer.eval.extract import DIAGRAM_KEYS, extract_features
+from topo.trainer.gate_monitor import GateStats, importance_loss
 from topo.trainer.methods import build_method
+from topo.trainer.models.fusion import FusedEncoder
 from topo.trainer.run_folder import claim_run_folder
 from topo.trainer.stage_views import make_views, view_definition
 from topo.trainer.topo_views import TopoViews
+from topo.trainer.train_logs import RunLogs, write_summary
 
 LAST, FINAL = "checkpoints/last.pt", "checkpoints/final.pt"
-SUMMARY = "summary.json"  # steps, images seen and wall time of the run, read by the report
 
 
 @dataclass
@@ -105,33 +105,58 @@ def lr_lambda(warmup_steps: int, total_steps: int, schedule: str = "cosine"):
     return f
 
 
-def train(
-    cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, console: Console | None = None
-) -> TrainResult:
-    """Train one stage into ``cfg.out_dir``, which it holds exclusively (see :mod:`topo.trainer.run_folder`)."""
-    main = int(os.environ.get("RANK", "0")) == 0
-    with claim_run_folder(Path(cfg.out_dir), resume=resume, overwrite=overwrite, main=main):
-        return _train(cfg, resume=resume, console=console or Console(stderr=True))
+@dataclass
+class _Run:
+    """Everything one stage holds while it trains (built by :func:`_set_up`, advanced by :func:`_epoch_loop`)."""
+
+    cfg: TrainConfig
+    device: torch.device
+    world: int
+    store: Any
+    size: int
+    spec: FiltrationSpec
+    dataset: StoreDataset
+    workers: int
+    steps_per_epoch: int
+    total_steps: int
+    method: Any
+    model: nn.Module
+    probe: nn.Linear
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    probe_opt: torch.optim.Optimizer
+    gates: GateStats | None
+    step: int = 0
+    epoch: int = 0
+    batches_done: int = 0
+    samples: int = 0
+    last_loss: float = float("nan")
+    samples_per_s: float = 0.0
+    monitors: dict[str, float] = field(default_factory=dict)
+
+    def checkpoint(self, path: Path) -> None:
+        if not is_main_process():
+            return
+        save_checkpoint(
+            path,
+            {
+                "model": self.method.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "probe": self.probe.state_dict(),
+                "probe_optimizer": self.probe_opt.state_dict(),
+                "loader": {"epoch": self.epoch, "batches_done": self.batches_done},
+                "step": self.step,
+                "config": self.cfg.to_json(),
+                "store": store_identity(self.store),
+                "geometry": self.store.geometry.to_json(),
+                "class_names": self.store.class_names,
+            },
+        )
 
 
-def _train(cfg: TrainConfig, *, resume: bool, console: Console) -> TrainResult:
-    t_start = time.perf_counter()
-
-    # --- setup: processes, device, seeds ------------------------------------------------------------------------
-    device = _setup_distributed(cfg)
-    rank, world = get_rank(), get_world_size()
-    torch.manual_seed(cfg.seed)
-    out_dir = Path(cfg.out_dir)
-    if cfg.batch_size % world:
-        raise ValueError(f"batch size {cfg.batch_size} is not divisible by the world size {world}")
-    local_batch = cfg.batch_size // world
-
-    # --- data: the store, and topology-aware views for the topology branch ----------------------------------------
-    store = open_store(cfg.store)
-    store.validate()
-    g = store.geometry
-    size = cfg.image_size or g.height
-    spec = FiltrationSpec.from_json(store.persistence_spec)
+def _data(cfg: TrainConfig, store: Any, spec: FiltrationSpec, local_batch: int, rank: int, world: int) -> StoreDataset:
+    """The train split, with topology-aware views made per sample for the topology branch."""
     transform = None
     if cfg.stage in ("topo", "joint"):
         from topo.store_schema.calibration import load_ranges
@@ -143,7 +168,7 @@ def _train(cfg: TrainConfig, *, resume: bool, console: Console) -> TrainResult:
             ranges, spec, pairing=cfg.pairing, mode=cfg.topo_views, seed=cfg.seed, intensities=cfg.intensities
         )
     keys = ["index", "label"] + (["image"] if cfg.stage == "visual" else ["image", "roi_mask", *DIAGRAM_KEYS])
-    dataset = StoreDataset(
+    return StoreDataset(
         cfg.store,
         splits="train",
         batch_size=local_batch,
@@ -155,18 +180,34 @@ def _train(cfg: TrainConfig, *, resume: bool, console: Console) -> TrainResult:
         keys=keys,
         collate=True,
     )
-    workers = loader_workers(cfg.num_workers, per_sample_views=transform is not None)
+
+
+def _set_up(cfg: TrainConfig, resume: bool, console: Console) -> _Run:
+    """Processes, device, seeds, data, model, optimiser and schedule, then the resumed state if asked."""
+    device = _setup_distributed(cfg)
+    rank, world = get_rank(), get_world_size()
+    torch.manual_seed(cfg.seed)
+    if cfg.batch_size % world:
+        raise ValueError(f"batch size {cfg.batch_size} is not divisible by the world size {world}")
+    local_batch = cfg.batch_size // world
+    store = open_store(cfg.store)
+    store.validate()
+    spec = FiltrationSpec.from_json(store.persistence_spec)
+    dataset = _data(cfg, store, spec, local_batch, rank, world)
     steps_per_epoch = dataset.num_batches()
     if steps_per_epoch == 0:
         raise ValueError(f"the train split has fewer samples than one batch of {local_batch} per rank")
     total_steps = cfg.epochs * steps_per_epoch
 
-    # --- model: backbone for this stage, wrapped by the SSL method -------------------------------------------------
     for init in (cfg.init_visual, cfg.init_topo):
         if init:  # stages 1 and 2 may have run on another copy of the data, never on another kind of store
             check_store_compatible(load_checkpoint(init)["store"], store, same_data=False)
-    backbone = build_backbone(cfg, g)
+    backbone = build_backbone(cfg, store.geometry)
     method = build_method(cfg.method, backbone, backbone.feat_dim, **cfg.method_options).to(device)
+    gates = None
+    if isinstance(backbone, FusedEncoder):  # record the online gate from here on (momentum copies exist already)
+        backbone.take_gate_weights()
+        gates = GateStats(backbone.fusion.experts)
     model: nn.Module = method
     if world > 1:
         if device.type == "cuda":  # BatchNorm statistics shared across ranks, as the methods' papers train them
@@ -176,86 +217,129 @@ def _train(cfg: TrainConfig, *, resume: bool, console: Console) -> TrainResult:
         )
     probe = nn.Linear(backbone.feat_dim, len(store.class_names)).to(device)  # online monitor on detached features
 
-    # --- optimiser and schedule: AdamW, linear warm-up, cosine; lr scaled with the global batch -----------------
-    lr = cfg.lr * cfg.batch_size / 256
+    # AdamW, linear warm-up, cosine; lr scaled with the global batch.
     params = [p for p in method.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr * cfg.batch_size / 256, weight_decay=cfg.weight_decay)
     warmup = min(total_steps, int(cfg.warmup * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total_steps, cfg.lr_schedule))
     probe_opt = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=0.0)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
+    run = _Run(
+        cfg, device, world, store, cfg.image_size or store.geometry.height, spec, dataset,
+        loader_workers(cfg.num_workers, per_sample_views=dataset.transform is not None), steps_per_epoch,
+        total_steps, method, model, probe, optimizer, scheduler, probe_opt, gates,
+    )  # fmt: skip
+    _resume(run, resume, console)
+    return run
 
-    # --- resume: only the same configuration on the same store -------------------------------------------------
-    step, epoch, batches_done = 0, 0, 0
-    last = out_dir / LAST
+
+def _resume(run: _Run, resume: bool, console: Console) -> None:
+    """Continue from ``last.pt``: only the same configuration on the same store."""
+    last = Path(run.cfg.out_dir) / LAST
     if resume and last.exists():
         ck = load_checkpoint(last)
-        diff = cfg.differences(ck["config"])
+        diff = run.cfg.differences(ck["config"])
         if diff:
             raise CheckpointError(
                 f"{last} was trained with another configuration (differs in: {', '.join(diff)}); "
                 "start a new run directory or drop --resume"
             )
-        check_store_compatible(ck["store"], store, same_data=True)
-        method.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scheduler.load_state_dict(ck["scheduler"])
-        probe.load_state_dict(ck["probe"])
-        probe_opt.load_state_dict(ck["probe_optimizer"])
-        step, epoch, batches_done = ck["step"], ck["loader"]["epoch"], ck["loader"]["batches_done"]
-        if batches_done >= steps_per_epoch:
-            epoch, batches_done = epoch + 1, 0
-        console.print(f"resumed {last} at step {step} (epoch {epoch}, batch {batches_done})")
+        check_store_compatible(ck["store"], run.store, same_data=True)
+        run.method.load_state_dict(ck["model"])
+        run.optimizer.load_state_dict(ck["optimizer"])
+        run.scheduler.load_state_dict(ck["scheduler"])
+        run.probe.load_state_dict(ck["probe"])
+        run.probe_opt.load_state_dict(ck["probe_optimizer"])
+        run.step, run.epoch, run.batches_done = ck["step"], ck["loader"]["epoch"], ck["loader"]["batches_done"]
+        if run.batches_done >= run.steps_per_epoch:
+            run.epoch, run.batches_done = run.epoch + 1, 0
+        console.print(f"resumed {last} at step {run.step} (epoch {run.epoch}, batch {run.batches_done})")
     elif resume:
-        console.print(f"nothing to resume in {out_dir}; starting fresh")
+        console.print(f"nothing to resume in {run.cfg.out_dir}; starting fresh")
 
-    def checkpoint(path: Path) -> None:
-        if not is_main_process():
-            return
-        save_checkpoint(
-            path,
-            {
-                "model": method.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "probe": probe.state_dict(),
-                "probe_optimizer": probe_opt.state_dict(),
-                "loader": {"epoch": epoch, "batches_done": batches_done},
-                "step": step,
-                "config": cfg.to_json(),
-                "store": store_identity(store),
-                "geometry": g.to_json(),
-                "class_names": store.class_names,
-            },
-        )
 
-    # --- logs ------------------------------------------------------------------------------------------------------
-    writer = None
-    log_file = None
+def _train_step(run: _Run, batch: dict[str, Any]) -> tuple[Any, torch.Tensor]:
+    """One optimiser step of the method (plus the gate-balance loss) and of the online probe."""
+    cfg, method = run.cfg, run.method
+    method.train()
+    v1, v2 = make_views(batch, cfg, run.step, run.size, run.device, run.spec)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and run.device.type == "cuda"):
+        out = run.model(v1, v2)
+    loss = out.loss
+    if run.gates is not None:
+        w = method.encoder.take_gate_weights()
+        if w is not None:
+            if cfg.gate_balance > 0:
+                loss = loss + cfg.gate_balance * importance_loss(w.float())
+            run.gates.update(w)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    method.before_optimizer_step(run.step, run.total_steps)
+    run.optimizer.step()
+    run.scheduler.step()
+    method.on_step_end(run.step, run.total_steps)
+    labels = batch["label"].to(run.device)
+    probe_loss = nn.functional.cross_entropy(run.probe(out.features.float()), labels)
+    run.probe_opt.zero_grad(set_to_none=True)
+    probe_loss.backward()
+    run.probe_opt.step()
+    return out, labels
+
+
+def _epoch_loop(run: _Run, logs: RunLogs, progress: Progress, stop_at: int) -> None:
+    """Epochs until ``stop_at`` steps: train steps, logging, checkpoints, and the per-epoch gate and val monitors."""
+    cfg = run.cfg
+    bar = progress.add_task("train", total=stop_at, completed=run.step, loss="-", rate="-")
+    t_loop = time.perf_counter()
+    while run.step < stop_at:
+        run.dataset.load_state_dict({"epoch": run.epoch, "batches_done": run.batches_done, "seed": cfg.seed})
+        for batch in make_loader(run.dataset, num_workers=run.workers, pin_memory=run.device.type == "cuda"):
+            out, labels = _train_step(run, batch)
+            run.step += 1
+            run.batches_done += 1
+            run.samples += len(labels) * run.world
+            if run.step % cfg.log_every == 0 or run.step == stop_at:
+                # .item() is a device sync: only on logging steps.
+                run.last_loss = float(out.loss.detach())
+                rate = run.samples / max(1e-9, time.perf_counter() - t_loop)
+                acc = float((run.probe(out.features.float()).argmax(1) == labels).float().mean())
+                progress.update(bar, completed=run.step, loss=f"{run.last_loss:.4f}", rate=f"{rate:.0f}")
+                gates = run.gates.summary() if run.gates is not None else {}
+                logs.step(run.step, run.epoch, run.scheduler.get_last_lr()[0], run.last_loss, acc, rate, gates)
+            else:
+                progress.update(bar, completed=run.step)
+            if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0:
+                run.checkpoint(Path(cfg.out_dir) / LAST)
+            if run.step >= stop_at:
+                break
+        if run.batches_done >= run.steps_per_epoch:
+            if run.gates is not None:
+                logs.epoch_gates(run.epoch, run.step, run.gates.summary())
+                run.gates.reset()
+            run.epoch, run.batches_done = run.epoch + 1, 0
+            if cfg.monitor_every and run.epoch % cfg.monitor_every == 0 and is_main_process():
+                run.monitors = _monitors(run.method.encoder, run.probe, cfg, run.size, run.device)
+                logs.scalars("val", run.monitors, run.step)
+    run.samples_per_s = run.samples / max(1e-9, time.perf_counter() - t_loop)
+
+
+def train(
+    cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, console: Console | None = None
+) -> TrainResult:
+    """Train one stage into ``cfg.out_dir``, which it holds exclusively (see :mod:`topo.trainer.run_folder`)."""
+    main = int(os.environ.get("RANK", "0")) == 0
+    with claim_run_folder(Path(cfg.out_dir), resume=resume, overwrite=overwrite, main=main):
+        return _train(cfg, resume=resume, console=console or Console(stderr=True))
+
+
+def _train(cfg: TrainConfig, *, resume: bool, console: Console) -> TrainResult:
+    """Set up, run the epoch loop, save ``last.pt`` (and ``final.pt`` when the schedule or ``max_steps`` ends)."""
+    t_start = time.perf_counter()
+    run = _set_up(cfg, resume, console)
+    out_dir = Path(cfg.out_dir)
+    gate_columns = run.gates.columns() if run.gates is not None else []
+    logs = RunLogs(out_dir, enabled=is_main_process(), gate_columns=gate_columns)
     if is_main_process():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        meta = {
-            **cfg.to_json(),
-            "config_hash": config_hash(cfg),
-            "run_name": run_name(cfg),
-            "views": view_definition(cfg),
-        }
-        (out_dir / "config.json").write_text(json.dumps(meta, indent=2))
         console.print(f"{cfg.stage} views: {view_definition(cfg)}")
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(out_dir / "tb"))
-        new_log = not (out_dir / "log.csv").exists()
-        log_file = (out_dir / "log.csv").open("a", newline="")
-        log = csv.writer(log_file)
-        if new_log:
-            log.writerow(["step", "epoch", "lr", "loss", "probe_acc_train", "samples_per_s"])
-
-    # --- the loop --------------------------------------------------------------------------------------------------
-    stop_at = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
-    monitors: dict[str, float] = {}
-    last_loss = float("nan")
-    t_loop, samples = time.perf_counter(), 0
     progress = Progress(
         TextColumn(f"[bold]{cfg.method}/{cfg.stage}"),
         BarColumn(),
@@ -265,95 +349,30 @@ def _train(cfg: TrainConfig, *, resume: bool, console: Console) -> TrainResult:
         console=console,
         disable=not (cfg.progress and is_main_process()),
     )
-    with progress:
-        bar = progress.add_task("train", total=stop_at, completed=step, loss="-", rate="-")
-        while step < stop_at:
-            dataset.load_state_dict({"epoch": epoch, "batches_done": batches_done, "seed": cfg.seed})
-            loader = make_loader(dataset, num_workers=workers, pin_memory=device.type == "cuda")
-            for batch in loader:
-                method.train()
-                v1, v2 = make_views(batch, cfg, step, size, device, spec)
-                with autocast:
-                    out = model(v1, v2)
-                optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-                method.before_optimizer_step(step, total_steps)
-                optimizer.step()
-                scheduler.step()
-                method.on_step_end(step, total_steps)
-
-                labels = batch["label"].to(device)
-                probe_loss = nn.functional.cross_entropy(probe(out.features.float()), labels)
-                probe_opt.zero_grad(set_to_none=True)
-                probe_loss.backward()
-                probe_opt.step()
-
-                step += 1
-                batches_done += 1
-                samples += len(labels) * world
-                if step % cfg.log_every == 0 or step == stop_at:
-                    # .item() is a device sync: only on logging steps.
-                    last_loss = float(out.loss.detach())
-                    rate = samples / max(1e-9, time.perf_counter() - t_loop)
-                    acc = float((probe(out.features.float()).argmax(1) == labels).float().mean())
-                    progress.update(bar, completed=step, loss=f"{last_loss:.4f}", rate=f"{rate:.0f}")
-                    if writer is not None and log_file is not None:
-                        writer.add_scalar("train/loss", last_loss, step)
-                        writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-                        writer.add_scalar("train/online_probe_acc", acc, step)
-                        csv.writer(log_file).writerow(
-                            [
-                                step,
-                                epoch,
-                                f"{scheduler.get_last_lr()[0]:.6g}",
-                                f"{last_loss:.6f}",
-                                f"{acc:.4f}",
-                                f"{rate:.1f}",
-                            ]
-                        )
-                        log_file.flush()
-                else:
-                    progress.update(bar, completed=step)
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                    checkpoint(out_dir / LAST)
-                if step >= stop_at:
-                    break
-            if batches_done >= steps_per_epoch:
-                epoch, batches_done = epoch + 1, 0
-                if cfg.monitor_every and epoch % cfg.monitor_every == 0 and is_main_process():
-                    monitors = _monitors(method.encoder, probe, cfg, size, device)
-                    if writer is not None:
-                        for k, v in monitors.items():
-                            writer.add_scalar(f"val/{k}", v, step)
-    checkpoint(out_dir / LAST)
     final = out_dir / FINAL
-    if step >= total_steps or cfg.max_steps:
-        checkpoint(final)
-    if writer is not None:
-        writer.close()
-    if log_file is not None:
-        log_file.close()
+    try:
+        meta = {"config_hash": config_hash(cfg), "run_name": run_name(cfg), "views": view_definition(cfg)}
+        logs.open({**cfg.to_json(), **meta})
+        with progress:
+            _epoch_loop(run, logs, progress, min(run.total_steps, cfg.max_steps or run.total_steps))
+        run.checkpoint(out_dir / LAST)
+        if run.step >= run.total_steps or cfg.max_steps:
+            run.checkpoint(final)
+    finally:
+        logs.close()
     seconds = time.perf_counter() - t_start
     if is_main_process():
-        _write_summary(out_dir, cfg, step, seconds, resumed=resume)
+        write_summary(out_dir, run.step, run.step * cfg.batch_size, cfg.epochs, seconds, resumed=resume)
     return TrainResult(
         out_dir,
         final if final.exists() else out_dir / LAST,
-        step,
-        epoch + batches_done / steps_per_epoch,
+        run.step,
+        run.epoch + run.batches_done / run.steps_per_epoch,
         seconds,
-        samples / max(1e-9, time.perf_counter() - t_loop),
-        last_loss,
-        monitors,
+        run.samples_per_s,
+        run.last_loss,
+        run.monitors,
     )
-
-
-def _write_summary(out_dir: Path, cfg: TrainConfig, step: int, seconds: float, *, resumed: bool) -> None:
-    """What the run cost: steps, images seen and wall time (summed over resumed sessions)."""
-    f = out_dir / SUMMARY
-    before = json.loads(f.read_text()).get("wall_s", 0.0) if resumed and f.exists() else 0.0
-    doc = {"steps": step, "images_seen": step * cfg.batch_size, "epochs": cfg.epochs, "wall_s": before + seconds}
-    f.write_text(json.dumps(doc, indent=1))
 
 
 def _monitors(

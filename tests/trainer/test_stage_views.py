@@ -105,3 +105,10 @@ def test_every_row_says_what_its_views_are(calibrated_store, tmp_path):
     assert "Table 4 (b)" in view_definition(_cfg(calibrated_store, tmp_path, topo_views="full_image"))
     assert "stacked" in view_definition(_cfg(calibrated_store, tmp_path, stage3_views="standard+topo"))
     assert "visual pair" in view_definition(TrainConfig(store="s", out_dir="o", stage="visual"))
+
+
+def test_configs_saved_before_these_options_keep_their_views():
+    old = TrainConfig.from_json({"store": "s", "out_dir": "o", "stage": "joint", "topo_views": "precomputed"})
+    assert (old.stage3_views, old.intensities) == ("standard+topo", "shared")
+    new = TrainConfig(store="s", out_dir="o", stage="joint")
+    assert TrainConfig.from_json(new.to_json()).stage3_views == "topo"

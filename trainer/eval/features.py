@@ -113,9 +113,7 @@ class FeatureSet:
         if ids is not None:
             ids = np.asarray(ids)
             if ids.ndim != 1 or ids.shape[0] != x.shape[0]:
-                raise ValueError(
-                    f"FeatureSet.sample_ids must have shape (N,) = ({x.shape[0]},), got shape {ids.shape}"
-                )
+                raise ValueError(f"FeatureSet.sample_ids must have shape (N,) = ({x.shape[0]},), got shape {ids.shape}")
             if ids.dtype.kind not in "iuU":
                 raise ValueError(
                     f"FeatureSet.sample_ids must have an integer or unicode string dtype, got {ids.dtype} "
@@ -148,8 +146,8 @@ class FeatureSet:
         """
         h = hashlib.blake2b(digest_size=16)
         h.update(repr((self.x.shape, self.y.shape)).encode())
-        h.update(memoryview(np.ascontiguousarray(self.x)).cast("B"))
-        h.update(memoryview(np.ascontiguousarray(self.y)).cast("B"))
+        h.update(np.ascontiguousarray(self.x).tobytes())
+        h.update(np.ascontiguousarray(self.y).tobytes())
         return h.hexdigest()
 
     def __repr__(self) -> str:
@@ -178,8 +176,7 @@ def check_disjoint(a: FeatureSet, b: FeatureSet) -> None:
         shared = np.intersect1d(a.sample_ids, b.sample_ids)
         if shared.size:
             raise ValueError(
-                f"splits {a.split!r} and {b.split!r} share {shared.size} sample id(s), "
-                f"e.g. {shared[:3].tolist()}"
+                f"splits {a.split!r} and {b.split!r} share {shared.size} sample id(s), e.g. {shared[:3].tolist()}"
             )
 
 
@@ -299,8 +296,7 @@ def load_features(path_dir: str | Path) -> dict[str, FeatureSet]:
         ids = np.load(root / entry["ids"], allow_pickle=False) if "ids" in entry else None
         if x.ndim != 2 or x.shape != (entry["n"], entry["dim"]):
             raise ValueError(
-                f"{root / entry['x']}: shape {x.shape} disagrees with the index "
-                f"({entry['n']}, {entry['dim']})"
+                f"{root / entry['x']}: shape {x.shape} disagrees with the index ({entry['n']}, {entry['dim']})"
             )
         fs = FeatureSet(split=split, x=x, y=y, sample_ids=ids)
         if "fingerprint" in entry and fs.fingerprint != entry["fingerprint"]:

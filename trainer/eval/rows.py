@@ -20,7 +20,8 @@ from typing import Any
 
 from topo.trainer.config import TrainConfig, run_name
 from topo.trainer.stages import matched_epochs
-from topo.trainer.train import FINAL, SUMMARY
+from topo.trainer.train import FINAL
+from topo.trainer.train_logs import SUMMARY
 
 MATCHED, STAGE1, TOPOCL = "baseline (compute-matched)", "stage-1 only", "TopoCL"
 

@@ -24,9 +24,10 @@ from torch import Tensor, nn
 
 from topo.trainer.models.mlp import mlp
 
-__all__ = ["EXPERTS", "FusedEncoder", "FusionOutput", "MoEFusion"]
+__all__ = ["EXPERTS", "GATES", "FusedEncoder", "FusionOutput", "MoEFusion"]
 
 EXPERTS: tuple[str, ...] = ("vision", "topology", "concat", "gated", "cross")
+GATES: tuple[str, ...] = ("learned", "uniform")
 
 # Hidden widths of the gating network fixed by the paper (input 2 * proj_dim, output n_experts).
 _GATE_HIDDEN = (256, 128)
@@ -149,6 +150,7 @@ class MoEFusion(nn.Module):
         heads: Attention heads of the ``"cross"`` expert; must divide ``proj_dim`` when it is used.
         experts: Names of the experts to build, a non-empty subset of ``EXPERTS``. They are kept in the
             canonical ``EXPERTS`` order (see ``self.experts``), which is also the gate-column order.
+        gate: ``"learned"`` (the paper's gating network) or ``"uniform"`` (fixed equal weights, an ablation).
 
     Raises:
         ValueError: If ``experts`` is empty, has duplicates or unknown names (the message lists the valid
@@ -173,8 +175,12 @@ class MoEFusion(nn.Module):
         expert_dim: int = 512,
         heads: int = 4,
         experts: Iterable[str] = EXPERTS,
+        gate: str = "learned",
     ) -> None:
         super().__init__()
+        if gate not in GATES:
+            raise ValueError(f"unknown gate {gate!r}; valid: {', '.join(GATES)}")
+        self.gate_mode = gate
         for name, value in (
             ("visual_dim", visual_dim),
             ("topo_dim", topo_dim),
@@ -194,9 +200,7 @@ class MoEFusion(nn.Module):
 
         self.visual_proj = mlp([visual_dim, proj_dim, proj_dim, proj_dim], norm=True, final_act=False)
         self.topo_proj = mlp([topo_dim, proj_dim, proj_dim, proj_dim], norm=True, final_act=False)
-        self.expert_modules = nn.ModuleDict(
-            {name: _Expert(name, proj_dim, expert_dim, heads) for name in self.experts}
-        )
+        self.expert_modules = nn.ModuleDict({name: _Expert(name, proj_dim, expert_dim, heads) for name in self.experts})
         self.gate = mlp([2 * proj_dim, *_GATE_HIDDEN, len(self.experts)], norm=True, final_act=False)
 
     def forward(self, visual: Tensor, topo: Tensor) -> FusionOutput:
@@ -220,7 +224,10 @@ class MoEFusion(nn.Module):
             raise ValueError(f"batch sizes differ: visual {visual.shape[0]}, topo {topo.shape[0]}")
         v = self.visual_proj(visual)
         t = self.topo_proj(topo)
-        weights = torch.softmax(self.gate(torch.cat([v, t], dim=-1)), dim=-1)
+        if self.gate_mode == "uniform":
+            weights = v.new_full((v.shape[0], len(self.experts)), 1.0 / len(self.experts))
+        else:
+            weights = torch.softmax(self.gate(torch.cat([v, t], dim=-1)), dim=-1)
         outputs = torch.stack([self.expert_modules[name](v, t) for name in self.experts], dim=1)
         features = torch.einsum("be,bed->bd", weights, outputs)
         return FusionOutput(features=features, gate_weights=weights)
@@ -271,15 +278,16 @@ class FusedEncoder(nn.Module):
         ):
             dim = getattr(module, "feat_dim", None)
             if dim is not None and dim != expected:
-                raise ValueError(
-                    f"{name}.feat_dim={dim} does not match the fusion's {name} input width {expected}"
-                )
+                raise ValueError(f"{name}.feat_dim={dim} does not match the fusion's {name} input width {expected}")
         self.visual = visual
         self.topology = topology
         self.fusion = fusion
         self.feat_dim = fusion.expert_dim
         # A plain attribute, not a buffer: it is per-batch state and must stay out of the state_dict.
         self.last_gate_weights: Tensor | None = None
+        # Gate weights (with their graph) of every training forward since the trainer last took them, for the
+        # balance loss and the gate monitors; None: not recording (evaluation, target copies of momentum methods).
+        self.gate_record: list[Tensor] | None = None
 
     def forward(self, view: Mapping[str, Tensor]) -> Tensor:
         """Encode a view.
@@ -293,4 +301,11 @@ class FusedEncoder(nn.Module):
         """
         out = self.fusion(self.visual(view), self.topology(view))
         self.last_gate_weights = out.gate_weights.detach()
+        if self.gate_record is not None and self.training and torch.is_grad_enabled():
+            self.gate_record.append(out.gate_weights)
         return out.features
+
+    def take_gate_weights(self) -> Tensor | None:
+        """The gate weights recorded since the last call, concatenated ``(N, n_experts)``; starts recording."""
+        rec, self.gate_record = self.gate_record, []
+        return torch.cat(rec) if rec else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -36,7 +37,8 @@ class VisualEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.name, self.small_input = name, small_input
-        self.net = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
+        # timm models carry model-specific attributes (conv1, num_features) that nn.Module does not declare.
+        self.net: Any = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
         if small_input:
             if not (hasattr(self.net, "conv1") and hasattr(self.net, "maxpool")):
                 raise ValueError(f"small_input needs a ResNet-style stem (conv1 + maxpool); {name} has none")
