@@ -214,7 +214,7 @@ def folder_with_a_truncated_png(tmp_path_factory) -> tuple[Path, str]:
     bad = root / "a" / "t03.png"
     data = bad.read_bytes()
     bad.write_bytes(data[: len(data) // 2])
-    return root, "tiles/a/t03"
+    return root, "tiles/a/t03.png"  # folder ids keep the extension
 
 
 def test_a_corrupt_image_fails_alone_and_the_store_completes(ray_session, folder_with_a_truncated_png, tmp_path):

@@ -63,5 +63,5 @@ def test_a_touched_file_is_named(ray_session, tmp_path: Path) -> None:
     build_store(_cfg(a, out, max_chunks=1))
     victim = a / "benign" / "img01.png"
     os.utime(victim, ns=(0, 0))
-    with pytest.raises(InputMismatchError, match=r"a/benign/img01 \(mtime"):
+    with pytest.raises(InputMismatchError, match=r"a/benign/img01\.png \(mtime"):
         build_store(_cfg(a, out))
