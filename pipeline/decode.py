@@ -97,8 +97,7 @@ def _channels(a: np.ndarray, channels: int) -> np.ndarray:
     if a.ndim == 3 and a.shape[2] == 3:
         if channels == 3:
             return a
-        luma = a.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-        return np.round(luma).astype(np.uint8)[..., None]
+        return limits.luma_u8(a)[..., None]
     raise SampleError(f"wrong shape {a.shape}: expected HxW or HxWxC with C in 1, 3, 4")
 
 
