@@ -71,7 +71,7 @@ def plain_loop(npz: str, out: str, chunk_size: int, write: bool) -> dict:
     """The workers' per-chunk code in one process, no Ray."""
     from topo.pipeline import chunk as chunk_mod
     from topo.pipeline.persistence import FiltrationSpec, topk_diagrams
-    from topo.pipeline.roi import make_roi
+    from topo.pipeline.roi import make_roi, roi_entry
     from topo.pipeline.sources import get_source
     from topo.store_schema import Geometry, create_store
 
@@ -97,7 +97,7 @@ def plain_loop(npz: str, out: str, chunk_size: int, write: bool) -> dict:
             split_names=info.split_names,
         )
         if write:
-            chunk_mod.process_chunk(task, payloads, "otsu", {})
+            chunk_mod.process_chunk(task, payloads, roi_entry("otsu"), {})
         else:
             prepared = chunk_mod.prepare(task, payloads, roi)
             topk_diagrams([p.image for p in prepared], [p.mask for p in prepared], spec)

@@ -12,6 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from topo import __version__
+from topo.cli.cue_check import cue_check_cmd
+from topo.cli.defaults import config_defaults
+from topo.cli.options import StoreOption, StorePositional, backbone_problem, pick_store, print_full
+from topo.cli.roi_options import parse_roi_params, sam_params
 from topo.cli.store_extra import export_datalist_cmd, pack_cmd, unpack_cmd
 from topo.cli.workspace import (
     WORKSPACE_ENV,
@@ -22,7 +26,12 @@ from topo.cli.workspace import (
     store_path_for,
     workspace_root,
 )
+from topo.pipeline.build_config import BuildConfig
+from topo.pipeline.roi.registry import roi_help
 from topo.pipeline.sources.registry import sources_help
+
+# Defaults come from the config dataclasses; the options below never restate them.
+BUILD = config_defaults(BuildConfig)
 
 app = typer.Typer(
     name="topo",
@@ -37,6 +46,7 @@ app.add_typer(store_app, name="store")
 store_app.command("pack")(pack_cmd)
 store_app.command("unpack")(unpack_cmd)
 store_app.command("export-datalist")(export_datalist_cmd)
+app.command("cue-check")(cue_check_cmd)
 
 out = Console()
 err = Console(stderr=True)
@@ -74,19 +84,20 @@ def main_callback(
 # --------------------------------------------------------------------------------------------------- build-store
 @app.command("build-store")
 def build_store_cmd(
-    dataset: Annotated[
-        str, typer.Option("--dataset", "-d", help=f"The dataset source. {sources_help()}.")
-    ] = "demo",
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help=f"The dataset source. {sources_help()}.")] = "demo",
     data_dir: Annotated[
         str | None,
         typer.Option(
             help="Where the dataset's files are (default: <workspace>/data/<dataset>; a file for --dataset npz)."
         ),
     ] = None,
-    size: Annotated[int, typer.Option(help="MedMNIST resolution: 28, 64, 128 or 224.")] = 28,
-    download: Annotated[bool, typer.Option(help="Download a MedMNIST subset first (needs internet).")] = False,
+    size: Annotated[int, typer.Option(help="MedMNIST resolution: 28, 64, 128 or 224.")] = BUILD.size,
+    download: Annotated[bool, typer.Option(help="Download a MedMNIST subset first (needs internet).")] = BUILD.download,
     out_path: Annotated[Path | None, typer.Option("--out", help="Store directory (default: the workspace's).")] = None,
-    roi: Annotated[str, typer.Option(help="ROI backend: sam, otsu or none.")] = "otsu",
+    roi: Annotated[str, typer.Option(help=roi_help())] = BUILD.roi,
+    roi_param: Annotated[
+        list[str] | None, typer.Option(help="A backend parameter KEY=VALUE (repeatable), e.g. min_area=0.02.")
+    ] = None,
     sam_model: Annotated[
         str, typer.Option(help="vit_h, vit_l, vit_b (vit_tiny_test: random weights, tests only).")
     ] = "vit_h",
@@ -97,12 +108,16 @@ def build_store_cmd(
     sam_points_per_side: Annotated[int, typer.Option(help="auto mode: point grid per side.")] = 32,
     image_size: Annotated[
         int | None, typer.Option(help="Store image size (default: native; 224 for image files).")
-    ] = None,
+    ] = BUILD.image_size,
     full_diagrams: Annotated[
         bool, typer.Option(help="Also keep every persistence pair (Parquet beside the arrays).")
-    ] = False,
-    superlevel: Annotated[bool, typer.Option(help="Superlevel filtration (bright structures first).")] = False,
-    chunk_size: Annotated[int, typer.Option(help="Samples per chunk (the unit of work and of resume).")] = 64,
+    ] = BUILD.filtration.full_diagrams,
+    superlevel: Annotated[bool, typer.Option(help="Superlevel filtration (bright structures first).")] = (
+        BUILD.filtration.direction == "superlevel"
+    ),
+    chunk_size: Annotated[
+        int, typer.Option(help="Samples per chunk (the unit of work and of resume).")
+    ] = BUILD.chunk_size,
     image_codec: Annotated[
         str | None,
         typer.Option(help="Pixel codec: lz4 (fast to read; the layout's default) or zstd (smaller, for archiving)."),
@@ -110,11 +125,13 @@ def build_store_cmd(
     address: Annotated[str | None, typer.Option(help="Join a Ray cluster: auto or HOST:PORT.")] = None,
     num_cpus: Annotated[int | None, typer.Option(help="CPUs for a local Ray (default: all).")] = None,
     num_gpus: Annotated[int | None, typer.Option(help="GPUs for a local Ray.")] = None,
-    split_seed: Annotated[int, typer.Option(help="Seed of the train/val/test split where none is official.")] = 0,
-    limit: Annotated[int | None, typer.Option(help="Only the first N samples (quick trials).")] = None,
-    max_chunks: Annotated[int | None, typer.Option(help="Stop after N chunks; re-run to resume.")] = None,
-    strict: Annotated[bool, typer.Option(help="Stop at the first failed sample.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Delete an existing store at --out first.")] = False,
+    split_seed: Annotated[
+        int, typer.Option(help="Seed of the train/val/test split where none is official.")
+    ] = BUILD.split_seed,
+    limit: Annotated[int | None, typer.Option(help="Only the first N samples (quick trials).")] = BUILD.limit,
+    max_chunks: Annotated[int | None, typer.Option(help="Stop after N chunks; re-run to resume.")] = BUILD.max_chunks,
+    strict: Annotated[bool, typer.Option(help="Stop at the first failed sample.")] = BUILD.strict,
+    overwrite: Annotated[bool, typer.Option(help="Delete an existing store at --out first.")] = BUILD.overwrite,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     workspace: Workspace = None,
 ) -> None:
@@ -128,11 +145,12 @@ def build_store_cmd(
     ws = workspace_root(workspace)
     target = out_path or store_path_for(ws, store_name(dataset, size))
     data_dir = data_dir or default_data_dir(ws, dataset, download)
-    roi_params: dict[str, Any] = {}
+    try:
+        roi_params = parse_roi_params(roi_param)
+    except ValueError as e:
+        fail(str(e))
     if roi == "sam":
-        roi_params = {"model": sam_model, "checkpoint": sam_checkpoint, "mode": sam_mode}
-        if sam_mode == "auto":
-            roi_params["points_per_side"] = sam_points_per_side
+        roi_params = {**sam_params(sam_model, sam_checkpoint, sam_mode, sam_points_per_side), **roi_params}
     cfg = BuildConfig(
         dataset=dataset,
         out=Path(target),
@@ -194,14 +212,15 @@ def _store_arg(store: str | None, dataset: str | None, workspace: Path | None) -
 
 @store_app.command("info")
 def store_info(
-    path: Annotated[str | None, typer.Argument(help="Store path or URL (default: found in the workspace).")] = None,
+    path: StorePositional = None,
+    store: StoreOption = None,
     dataset: DatasetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     failures: Annotated[bool, typer.Option(help="List failed and fallback samples with reasons.")] = False,
     workspace: Workspace = None,
 ) -> None:
     """Dataset, counts, schema version, fingerprint, filtration, ROI, provenance, licence, calibration."""
-    st = _open(_store_arg(path, dataset, workspace))
+    st = _open(_store_arg(pick_store(path, store, err), dataset, workspace))
     d = st.describe()
     if as_json:
         out.print_json(json.dumps(d, default=str))
@@ -243,6 +262,7 @@ def store_info(
         else f"bands {cal.get('bands')}, {cal.get('samples')} images, seed {cal.get('seed')}",
     )
     out.print(t)
+    print_full(out, "fingerprint:", str(d["fingerprint"]))  # the value teams compare: never cut by the table
     if failures and st.is_complete:
         m = st.manifest().to_pandas()
         bad = m[m["status"] != "ok"][["index", "sample_id", "status", "reason"]]
@@ -251,7 +271,8 @@ def store_info(
 
 @store_app.command("verify")
 def store_verify(
-    path: Annotated[str | None, typer.Argument(help="Store path or URL.")] = None,
+    path: StorePositional = None,
+    store: StoreOption = None,
     dataset: DatasetOpt = None,
     workspace: Workspace = None,
     fast: Annotated[bool, typer.Option("--fast", help="Skip re-reading the chunks.")] = False,
@@ -260,7 +281,7 @@ def store_verify(
     from topo.store_schema import StoreError
     from topo.store_schema.verify import verify_store
 
-    target = _store_arg(path, dataset, workspace)
+    target = _store_arg(pick_store(path, store, err), dataset, workspace)
     try:
         report = verify_store(target, fast=fast)
     except StoreError as e:
@@ -393,6 +414,12 @@ def train_cmd(
     topo_views: Annotated[
         str, typer.Option(help="online, precomputed or full_image diagrams of the views.")
     ] = "online",
+    stage3_views: Annotated[
+        str, typer.Option(help="Joint stage views: topo (the paper's) or standard+topo (ablation: stacked).")
+    ] = "topo",
+    intensities: Annotated[
+        str, typer.Option(help="per-op (each operator its own calibrated range) or shared (ablation).")
+    ] = "per-op",
     topo_width: Annotated[int, typer.Option(help="Topology encoder width (the paper: 384).")] = 384,
     self_attention: Annotated[bool, typer.Option(help="Topology encoder self-attention (ablation: off).")] = True,
     cross_attention: Annotated[bool, typer.Option(help="Topology encoder cross-attention (ablation: off).")] = True,
@@ -415,6 +442,8 @@ def train_cmd(
     from topo.trainer.dist import is_main_process
     from topo.trainer.train import train
 
+    if (problem := backbone_problem(backbone)) is not None:
+        fail(problem)
     ws = workspace_root(workspace)
     target = _store_arg(store, dataset, workspace)
     stages = ["visual", "topo", "joint"] if stage == "all" else [stage]
@@ -438,6 +467,8 @@ def train_cmd(
         monitor_every=monitor_every,
         pairing=pairing,
         topo_views=topo_views,
+        stage3_views=stage3_views,
+        intensities=intensities,
         topo_width=topo_width,
         self_attention=self_attention,
         cross_attention=cross_attention,
@@ -485,6 +516,7 @@ def eval_cmd(
     workspace: Workspace = None,
 ) -> None:
     """Linear probe on frozen features (selection on val, test once), ACC/AUC, paired t-tests, Table 3."""
+    from topo.store_schema import StoreError
     from topo.trainer.eval.run import evaluate
 
     ws = workspace_root(workspace)
@@ -502,7 +534,7 @@ def eval_cmd(
             report_dir=ws / "reports" / key,
             device=device,
         )
-    except FileNotFoundError as e:
+    except (FileNotFoundError, StoreError, ValueError) as e:
         fail(str(e))
         return
     out.print(res.markdown.read_text())
@@ -517,8 +549,11 @@ def report_cmd(
     """Merge `topo eval` results of several datasets/methods into one Table 3 (Markdown + JSON)."""
     from topo.trainer.eval.report import build_table, load_run_results, to_json, to_markdown
 
-    records = [r for p in results for r in load_run_results(p)]
-    table = build_table(records)
+    try:
+        records = [r for p in results for r in load_run_results(p)]
+        table = build_table(records)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # a missing file, not JSON, or not `topo eval` output
+        fail(f"cannot read the results ({type(e).__name__}: {e}); give results_*.json files written by `topo eval`")
     md = to_markdown(table)
     out_prefix.with_suffix(".md").write_text(md + "\n")
     out_prefix.with_suffix(".json").write_text(json.dumps(to_json(table), indent=1, allow_nan=False))
@@ -531,6 +566,8 @@ def export_cmd(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write model.pt, metadata.json and README.md into.")],
 ) -> None:
     """Export a trained encoder (visual-only or fused) for use outside topo: `topo.load_encoder(OUT)`."""
+    import pickle
+
     from topo.store_schema import StoreError, open_store
     from topo.trainer.checkpoint import CheckpointError, load_checkpoint
     from topo.trainer.export import export_encoder
@@ -545,6 +582,9 @@ def export_cmd(
         path = export_encoder(ck_path, out_dir, store_attrs=attrs)
     except (CheckpointError, FileNotFoundError) as e:
         fail(str(e))
+        return
+    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError) as e:  # a file that is not a topo checkpoint
+        fail(f"{ck_path} is not a topo checkpoint ({type(e).__name__}: {e})")
         return
     out.print(f"exported {ck_path} → {path}")
 

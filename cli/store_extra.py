@@ -42,8 +42,10 @@ def pack_cmd(
     except (StoreError, OSError) as e:
         _fail(str(e))
         return
-    out.print(f"[green]✓[/] packed {escape(store)} → {escape(str(r.path))}: {r.members} files, "
-              f"{r.bytes / 1e6:.1f} MB, fingerprint {r.fingerprint}")
+    out.print(
+        f"[green]✓[/] packed {escape(store)} → {escape(str(r.path))}: {r.members} files, "
+        f"{r.bytes / 1e6:.1f} MB, fingerprint {r.fingerprint}"
+    )
     if r.skipped:
         err.print(f"[yellow]left out[/] {len(r.skipped)} temporary file(s): {escape(', '.join(r.skipped[:5]))}")
 

@@ -19,7 +19,7 @@ import zarr
 
 from topo.pipeline.decode import SampleError, decode
 from topo.pipeline.persistence import FiltrationSpec, top_k, topk_diagrams
-from topo.pipeline.roi import RoiBackend, make_roi
+from topo.pipeline.roi import RoiBackend, RoiEntry
 from topo.pipeline.sources import Payload
 from topo.store_schema import ARRAYS, CHUNK_ARRAYS, Geometry, Status, StoreFiles
 from topo.store_schema.integrity import block_digest
@@ -216,16 +216,20 @@ def _full_table(start: int, n: int, full: dict[int, tuple[np.ndarray, np.ndarray
 _ROI_CACHE: dict[str, RoiBackend] = {}
 
 
-def cached_roi(name: str, params: dict[str, Any]) -> RoiBackend:
-    """One ROI backend per worker process (a SAM model is loaded once, not per chunk)."""
-    key = f"{name}:{sorted(params.items())}"
+def cached_roi(entry: RoiEntry, params: dict[str, Any]) -> RoiBackend:
+    """One ROI backend per worker process (a model is loaded once, not per chunk).
+
+    The driver ships the registry entry itself, so a backend registered only in the driver (a plug-in, a test)
+    runs on workers too.
+    """
+    key = f"{entry.name}:{sorted(params.items())}"
     if key not in _ROI_CACHE:
-        _ROI_CACHE[key] = make_roi(name, **params)
+        _ROI_CACHE[key] = entry.build(**params)
     return _ROI_CACHE[key]
 
 
 def process_chunk(
-    task: ChunkTask, payloads: Sequence[Payload], roi_name: str, roi_params: dict[str, Any]
+    task: ChunkTask, payloads: Sequence[Payload], roi: RoiEntry, roi_params: dict[str, Any]
 ) -> ChunkResult:
     """The whole chunk on one CPU worker (ROI backends that need no GPU)."""
-    return finish(task, prepare(task, payloads, cached_roi(roi_name, roi_params)))
+    return finish(task, prepare(task, payloads, cached_roi(roi, roi_params)))

@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from topo.pipeline import decode_limits as limits
 from topo.pipeline.sources.base import Payload, ReadFailure
+from topo.store_schema.filtration import BT601_LUMA
 
 MAX_PIXELS = 64_000_000
 """Larger images are refused (a decompression-bomb guard, and more than any medical 2-D dataset here needs)."""
@@ -97,7 +98,7 @@ def _channels(a: np.ndarray, channels: int) -> np.ndarray:
     if a.ndim == 3 and a.shape[2] == 3:
         if channels == 3:
             return a
-        return limits.luma_u8(a)[..., None]
+        return limits.luma_u8(a, BT601_LUMA)[..., None]
     raise SampleError(f"wrong shape {a.shape}: expected HxW or HxWxC with C in 1, 3, 4")
 
 

@@ -78,13 +78,12 @@ def crop_then_upscale(a: np.ndarray, height: int, width: int) -> np.ndarray | No
 LUMA_BLOCK_PIXELS = 1 << 20  # pixels converted per step: the float64 temporaries stay at ~32 MB
 
 
-def luma_u8(a: np.ndarray) -> np.ndarray:
-    """BT.601 luma of an ``(H, W, 3)`` uint8 image, ``(H, W)`` uint8, in row blocks.
+def luma_u8(a: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Luma (``weights``: BT.601) of an ``(H, W, 3)`` uint8 image, ``(H, W)`` uint8, in row blocks.
 
     The same arithmetic as one ``a.astype(float64) @ weights`` (so the same bytes), without its 24 bytes per pixel
     of temporaries at once: a 64 MP image would otherwise need 2 GB just for this step.
     """
-    weights = np.array([0.299, 0.587, 0.114])
     out = np.empty(a.shape[:2], np.uint8)
     rows = max(1, LUMA_BLOCK_PIXELS // max(1, a.shape[1]))
     for r in range(0, a.shape[0], rows):

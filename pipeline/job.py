@@ -24,12 +24,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from topo.pipeline import chunk as chunk_mod
 from topo.pipeline import resume_inputs
-from topo.pipeline.persistence import FiltrationSpec
-from topo.pipeline.ray_runtime import RayResources, cluster_cpus, cluster_gpus, ensure_ray
-from topo.pipeline.roi import ROI_NAMES
+from topo.pipeline.build_config import BuildConfig
+from topo.pipeline.ray_runtime import cluster_cpus, cluster_gpus, ensure_ray
+from topo.pipeline.roi import RoiEntry, roi_entry
 from topo.pipeline.sources import SampleRecord, Source, get_source
 from topo.store_schema import (
-    DEFAULT_IMAGE_CODEC,
     IMAGE_CODECS,
     SCHEMA_VERSION,
     Geometry,
@@ -51,31 +50,6 @@ DEFAULT_FILE_IMAGE_SIZE = 224
 
 class BuildError(Exception):
     """The build cannot go on (``--strict`` and a failed sample, or a misconfiguration)."""
-
-
-@dataclass
-class BuildConfig:
-    """Everything ``topo build-store`` takes. Defaults are defined here and nowhere else."""
-
-    dataset: str
-    out: Path
-    data_dir: str | None = None
-    size: int = 28  # MedMNIST resolution to read
-    download: bool = False
-    split_seed: int = 0
-    image_size: int | None = None  # store geometry; None = the dataset's native size, 224 for image files
-    limit: int | None = None  # first N records only (quick trials)
-    roi: str = "otsu"
-    roi_params: dict[str, Any] = field(default_factory=dict)
-    filtration: FiltrationSpec = field(default_factory=FiltrationSpec)
-    chunk_size: int = 64
-    image_codec: str = DEFAULT_IMAGE_CODEC  # a key of topo.store_schema.IMAGE_CODECS
-    resources: RayResources = field(default_factory=RayResources)
-    strict: bool = False
-    overwrite: bool = False
-    max_chunks: int | None = None  # stop after this many chunks (a resumable partial build)
-    max_in_flight: int | None = None
-    progress: bool = True
 
 
 @dataclass
@@ -115,31 +89,12 @@ def _geometry(cfg: BuildConfig, source: Source, n: int) -> Geometry:
     return Geometry(n, size, size, info.channels, cfg.filtration.k0, cfg.filtration.k1, cfg.chunk_size)
 
 
-def _roi_spec(cfg: BuildConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(parameters for the backend constructor, what the store records)."""
-    if cfg.roi not in ROI_NAMES:
-        raise BuildError(f"unknown ROI backend {cfg.roi!r}; valid: {', '.join(ROI_NAMES)}")
-    params = dict(cfg.roi_params)
-    if cfg.roi != "sam":
-        from topo.pipeline.roi import make_roi
-
-        return params, {"backend": cfg.roi, "params": make_roi(cfg.roi, **params).params()}
-    import inspect
-
-    from topo.pipeline.roi.sam import SamRoi, resolve_checkpoint
-
-    ckpt = resolve_checkpoint(params.get("model", "vit_h"), params.get("checkpoint"))
-    params["checkpoint"] = ckpt["path"]
-    # Every setting that changes the masks, SAM's defaults included (they are part of what the store means);
-    # the checkpoint by content, so a renamed file still resumes and fingerprints the same.
-    not_content = ("self", "checkpoint", "device", "batch_size")
-    defaults = {k: p.default for k, p in inspect.signature(SamRoi.__init__).parameters.items() if k not in not_content}
-    recorded = {**defaults, **{k: v for k, v in params.items() if k not in not_content}}
-    return params, {
-        "backend": "sam",
-        "params": recorded,
-        "checkpoint": {k: ckpt[k] for k in ("md5", "sha256")},
-    }
+def _roi_spec(cfg: BuildConfig) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(parameters for the backend constructor, what the build config records, what the attributes show)."""
+    try:
+        return roi_entry(cfg.roi).spec(cfg.roi_params)
+    except ValueError as e:
+        raise BuildError(str(e)) from None
 
 
 def build_store(cfg: BuildConfig, console: Console | None = None) -> BuildSummary:
@@ -163,7 +118,7 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
         raise BuildError(f"{cfg.dataset}: no samples found")
     prefailed = check_records(records, len(info.class_names))
     geometry = _geometry(cfg, source, len(records))
-    roi_params, roi_record = _roi_spec(cfg)
+    roi_params, roi_record, roi_attrs = _roi_spec(cfg)
     build_config = {
         "schema_major": int(SCHEMA_VERSION.split(".")[0]),
         "dataset": info.name,
@@ -182,12 +137,6 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
             remove_store(cfg.out)
         except StoreError as e:
             raise BuildError(f"--overwrite: {e}") from None
-    roi_attrs = dict(roi_record)
-    if cfg.roi == "sam":
-        from topo.pipeline.roi.sam import OFFICIAL_CHECKPOINTS
-
-        name = Path(roi_params["checkpoint"]).name
-        roi_attrs["checkpoint"] = {"file": name, "official": name in OFFICIAL_CHECKPOINTS, **roi_record["checkpoint"]}
     attrs = {
         "dataset": info.to_json(),
         "persistence": cfg.filtration.to_json(),
@@ -258,18 +207,9 @@ def _run_chunks(
     console: Console,
 ) -> int:
     cpus = cluster_cpus()
-    sam_pool: list[Any] = []
-    if cfg.roi == "sam":
-        gpus = cluster_gpus()
-        n_actors = max(1, gpus)
-        if cpus - (0 if gpus else n_actors) < 1:
-            raise BuildError(
-                f"SAM on CPU needs at least 2 CPUs (one for the SAM actor, one for persistence); Ray has {cpus}"
-            )
-        actor_cls = ray.remote(num_gpus=1, num_cpus=0)(_SamWorker) if gpus else ray.remote(num_cpus=1)(_SamWorker)
-        sam_pool = [actor_cls.options(max_restarts=2, max_task_retries=2).remote(roi_params) for _ in range(n_actors)]
-    cpu_workers = max(1, cpus - (0 if cluster_gpus() or not sam_pool else len(sam_pool)))
-    max_in_flight = cfg.max_in_flight or 2 * cpu_workers + 2 * len(sam_pool)
+    actors = _roi_actors(roi_entry(cfg.roi), roi_params, cpus)
+    cpu_workers = max(1, cpus - (0 if cluster_gpus() or not actors else len(actors)))
+    max_in_flight = cfg.max_in_flight or 2 * cpu_workers + 2 * len(actors)
     process = ray.remote(num_cpus=1, max_retries=3)(chunk_mod.process_chunk)
     finish = ray.remote(num_cpus=1, max_retries=3)(chunk_mod.finish)
 
@@ -326,11 +266,11 @@ def _run_chunks(
                 split_names=split_names,
                 lease=lease_of_this_process(),  # a task outliving a killed driver must not write
             )
-            if sam_pool:
-                prepared = sam_pool[i % len(sam_pool)].prepare.remote(task, payloads)
+            if actors:
+                prepared = actors[i % len(actors)].prepare.remote(task, payloads)
                 ref = finish.remote(task, prepared)
             else:
-                ref = process.remote(task, payloads, cfg.roi, roi_params)
+                ref = process.remote(task, payloads, roi_entry(cfg.roi), roi_params)
             in_flight[ref] = c
         while in_flight:
             ready, _ = ray.wait(list(in_flight), num_returns=1)
@@ -344,13 +284,26 @@ def _payloads(source: Source, records: list[SampleRecord], g: Geometry, todo: li
         yield c, list(source.payloads(records[start:stop]))
 
 
-class _SamWorker:
-    """A Ray actor holding one SAM model: decodes and masks a chunk, returns what ``finish`` needs."""
+def _roi_actors(entry: RoiEntry, roi_params: dict[str, Any], cpus: int) -> list[Any]:
+    """Long-lived copies of a backend that holds a model: one per GPU, or one on a CPU where there is none."""
+    if not entry.on_actors:
+        return []
+    gpus = cluster_gpus()
+    n_actors = max(1, gpus)
+    if cpus - (0 if gpus else n_actors) < 1:
+        raise BuildError(
+            f"{entry.name} on CPU needs at least 2 CPUs (one for its actor, one for persistence); Ray has {cpus}"
+        )
+    options = {"num_gpus": entry.resources["GPU"], "num_cpus": 0} if gpus else {"num_cpus": 1}
+    actor_cls = ray.remote(**options)(_RoiWorker)
+    return [actor_cls.options(max_restarts=2, max_task_retries=2).remote(entry, roi_params) for _ in range(n_actors)]
 
-    def __init__(self, params: dict[str, Any]) -> None:
-        from topo.pipeline.roi import make_roi
 
-        self.roi = make_roi("sam", **params)
+class _RoiWorker:
+    """A Ray actor holding one model-backed ROI backend: decodes and masks a chunk, returns what ``finish`` needs."""
+
+    def __init__(self, entry: RoiEntry, params: dict[str, Any]) -> None:
+        self.roi = entry.build(**params)
 
     def prepare(self, task: chunk_mod.ChunkTask, payloads: list) -> list[chunk_mod.Prepared]:
         return chunk_mod.prepare(task, payloads, self.roi)

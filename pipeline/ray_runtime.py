@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import ray
 
-
-@dataclass(frozen=True)
-class RayResources:
-    """What the job may use: ``address`` joins a cluster (``auto`` or ``HOST:PORT``); else a local Ray starts."""
-
-    address: str | None = None
-    num_cpus: int | None = None
-    num_gpus: int | None = None
+from topo.pipeline.build_config import RayResources
 
 
 def ensure_ray(res: RayResources) -> bool:
@@ -27,8 +21,31 @@ def ensure_ray(res: RayResources) -> bool:
         ray.init(address=res.address, **kwargs)
     else:
         # Worker processes must import the same code as the driver; the installed package makes that true.
-        ray.init(num_cpus=res.num_cpus or os.cpu_count(), num_gpus=res.num_gpus or 0, **kwargs)
+        with _quiet_default_token_auth():
+            ray.init(num_cpus=res.num_cpus or os.cpu_count(), num_gpus=res.num_gpus or 0, **kwargs)
     return True
+
+
+class _DropTokenAuthNotice(logging.Filter):
+    """Drops Ray's "token authentication is enabled" notice, printed on every local start with the default."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
+@contextmanager
+def _quiet_default_token_auth() -> Iterator[None]:
+    """While starting a local Ray only: its default (token auth on, which we keep) is not news to our users.
+
+    Joining a cluster (``--address``) keeps every Ray message: there the auth mode is the cluster owner's choice.
+    """
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    f = _DropTokenAuthNotice()
+    log.addFilter(f)
+    try:
+        yield
+    finally:
+        log.removeFilter(f)
 
 
 def cluster_cpus() -> int:

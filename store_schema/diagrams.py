@@ -8,6 +8,8 @@ filtration value inside the ROI (see :mod:`topo.store_schema.filtration`). TDA t
   what ``gudhi.sklearn.cubical_persistence.CubicalPersistence`` returns for one image, so
   ``gudhi.representations`` (``DiagramSelector(use=True)`` first, to drop the infinite points),
   PersistenceImage, Landscape, BettiCurve and persim take them directly.
+* **persim** (:func:`to_persim`): the same per-dimension arrays without ``inf`` (dropped, or clipped to a finite
+  death), each ``(n, 2)`` even when empty, as ``persim.bottleneck`` / ``wasserstein`` expect.
 * **giotto-tda** (:func:`to_giotto`): one padded ``(n_samples, n_points, 3)`` array of ``[birth, death, dim]``
   rows with a finite stand-in for ``inf``, padded the way giotto pads.
 
@@ -224,6 +226,59 @@ def read_diagrams(
     return out
 
 
+def to_persim(
+    diagrams: Sequence[Sequence[np.ndarray]],
+    *,
+    infinite: Literal["drop", "clip"] = "drop",
+    clip_value: float | None = None,
+) -> list[list[np.ndarray]]:
+    """Diagrams as persim takes them: per sample ``[H0, H1, ...]`` finite float64 ``(n, 2)`` arrays.
+
+    persim's distances (``bottleneck``, ``wasserstein``, ``sliced_wasserstein``) warn about and silently drop
+    points with an infinite death; this makes the choice explicit and keeps every array ``(n, 2)`` (an empty
+    dimension is ``(0, 2)``, never ``(0,)``).
+
+    Args:
+        diagrams: per sample ``[H0, H1, ...]`` arrays of shape ``(n, 2)``, e.g. from :func:`read_diagrams`.
+        infinite: ``"drop"`` the essential classes (persim's own behaviour, now explicit) or ``"clip"`` their
+            death to ``clip_value`` (they then count in distances, as bars of length ``clip_value - birth``).
+        clip_value: the finite death for ``"clip"`` (the largest filtration value, 1.0 for grey levels, is the
+            usual choice); required with ``"clip"``.
+
+    Returns:
+        A new list of lists of arrays; the input is not modified.
+
+    Raises:
+        ValueError: an unknown ``infinite``, a missing or non-finite ``clip_value``, or an array not ``(n, 2)``.
+
+    Examples:
+        >>> d = [[np.array([[0.1, np.inf], [0.2, 0.5]]), np.zeros((0, 2))]]
+        >>> to_persim(d)[0][0].tolist(), to_persim(d)[0][1].shape
+        ([[0.2, 0.5]], (0, 2))
+        >>> to_persim(d, infinite="clip", clip_value=1.0)[0][0].tolist()
+        [[0.1, 1.0], [0.2, 0.5]]
+    """
+    if infinite not in ("drop", "clip"):
+        raise ValueError(f"infinite must be 'drop' or 'clip', got {infinite!r}")
+    if infinite == "clip" and (clip_value is None or not math.isfinite(clip_value)):
+        raise ValueError(f"infinite='clip' needs a finite clip_value, got {clip_value!r}")
+    out: list[list[np.ndarray]] = []
+    for s, diag in enumerate(diagrams):
+        dims = []
+        for d, arr in enumerate(diag):
+            a = np.array(arr, dtype=np.float64).reshape(-1, 2) if np.size(arr) == 0 else np.array(arr, np.float64)
+            if a.ndim != 2 or a.shape[1] != 2:
+                raise ValueError(f"sample {s}, dimension {d}: expected an (n, 2) array, got shape {a.shape}")
+            inf = np.isinf(a[:, 1])
+            if infinite == "drop":
+                a = a[~inf]
+            else:
+                a[inf, 1] = float(clip_value)  # type: ignore[arg-type]
+            dims.append(a)
+        out.append(dims)
+    return out
+
+
 def to_giotto(
     diagrams: Sequence[Sequence[np.ndarray]],
     *,
@@ -232,11 +287,18 @@ def to_giotto(
 ) -> np.ndarray:
     """giotto-tda's padded ``(n_samples, n_points, 3)`` array of ``[birth, death, dim]`` rows.
 
-    Follows what ``gtda.homology.CubicalPersistence`` itself returns (``gtda/homology/_utils.py``):
+    Follows the post-processing of ``gtda.homology.CubicalPersistence`` (``gtda/homology/_utils.py``) as far as
+    it applies to ROI diagrams:
 
-    * with ``reduced_homology`` (giotto's default) the earliest-born H0 point with infinite death is dropped;
-    * every other infinite death becomes ``inf_value``; points whose birth is not below their death after
-      that are dropped, as giotto does;
+    * with ``reduced_homology`` (giotto's default) exactly **one** H0 point with infinite death is dropped per
+      sample: the earliest-born one, the class of the global minimum (for a whole image, giotto's only essential
+      class). A ROI with several 8-connected components has one essential H0 class per component (see the
+      module docstring); the other ``c - 1`` are real features (separate components), so they are **kept**, with
+      death ``inf_value``: a sample with ``c`` components contributes ``c - 1`` H0 rows ``[birth, inf_value, 0]``.
+      giotto's own ``CubicalPersistence`` never produces these (it has no ROI), so a pipeline that must match
+      giotto on whole images should use ``essential="global"`` in :func:`read_diagrams`;
+    * every other infinite death (all of them without ``reduced_homology``) becomes ``inf_value``; points whose
+      birth is not below their death after that are dropped, as giotto does;
     * dimensions are stacked in order (all H0 rows, then all H1 rows); each dimension is padded to the same
       count in every sample (at least one row) with points *on the diagonal* ``[m, m, dim]``, ``m`` being
       that dimension's smallest birth over the whole batch (0 if it has none). Diagonal points have zero

@@ -124,7 +124,7 @@ def pack_store(
         # open_store recognises a packed store by this suffix.
         raise StoreError(f"the packed file must end in .zip, got {out}")
     if out.exists() and not overwrite:
-        raise StoreError(f"{out} exists; choose another name or pass overwrite")
+        raise StoreError(f"{out} exists; choose another name or pass --overwrite (overwrite=True) to replace it")
     if out.resolve().is_relative_to(root.resolve()):
         raise StoreError(f"{out} is inside the store {root}; write the zip elsewhere")
     store = open_store(root)
@@ -154,6 +154,10 @@ def pack_store(
                 info.file_size = path.stat().st_size  # lets zipfile choose ZIP64 only where a file needs it
                 with path.open("rb") as fin, zf.open(info, "w") as fout:
                     shutil.copyfileobj(fin, fout, _COPY_BLOCK)
+        # mkstemp makes the file 0600; a packed store is meant to be shared, so give it a normal file's mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o644 & ~umask)
         os.replace(tmp, out)  # a reader never sees half an archive
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -42,6 +42,8 @@ class TrainConfig:
     # topology branch (stages topo and joint)
     pairing: str = "weak+strong"
     topo_views: str = "online"
+    stage3_views: str = "topo"  # joint stage: topology-aware views only (the paper's); "standard+topo" stacks
+    intensities: str = "per-op"  # each operator's intensity from its own calibrated range; "shared": one for all
     topo_width: int = 384  # the paper's; smaller widths make CPU runs affordable
     self_attention: bool = True
     cross_attention: bool = True
@@ -53,7 +55,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         from topo.trainer.methods import METHODS
-        from topo.trainer.topo_views import PAIRINGS, TOPO_VIEW_MODES
+        from topo.trainer.topo_views import INTENSITIES, PAIRINGS, TOPO_VIEW_MODES
 
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; valid: {', '.join(sorted(METHODS))}")
@@ -63,6 +65,15 @@ class TrainConfig:
             raise ValueError(f"unknown pairing {self.pairing!r}; valid: {', '.join(PAIRINGS)}")
         if self.topo_views not in TOPO_VIEW_MODES:
             raise ValueError(f"unknown --topo-views {self.topo_views!r}; valid: {', '.join(TOPO_VIEW_MODES)}")
+        if self.stage3_views not in ("topo", "standard+topo"):
+            raise ValueError(f"unknown --stage3-views {self.stage3_views!r}; valid: topo, standard+topo")
+        if self.intensities not in INTENSITIES:
+            raise ValueError(f"unknown --intensities {self.intensities!r}; valid: {', '.join(INTENSITIES)}")
+        if self.stage == "joint" and self.stage3_views == "topo" and self.topo_views == "precomputed":
+            raise ValueError(
+                "--topo-views precomputed keeps the diagram of the un-augmented image, not of the view the encoder "
+                "sees in the joint stage; use online or full_image, or --stage3-views standard+topo"
+            )
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

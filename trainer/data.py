@@ -17,8 +17,11 @@ consumed, so a resumed run sees the same samples in the same order as an uninter
 survive a fork); :func:`make_loader` uses the ``spawn`` start method. The dataset never writes to the store.
 
 Samples are MONAI-style dicts with fixed-shape values that the default collate handles: ``image`` (C×H×W
-uint8), ``roi_mask`` (H×W uint8), ``label``, ``index``, ``sample_id``, ``pd_h0`` (k0×2), ``pd_h1`` (k1×2), ``n_h0``,
-``n_h1``. ``transform`` may be any dict → dict callable (MONAI dictionary transforms included).
+uint8), ``roi_mask`` (1×H×W uint8: channel-first like the image, so MONAI's spatial dictionary transforms such as
+``RandFlipd``/``RandRotate90d``/``RandAffined`` move image and mask together; the store array stays N×H×W),
+``label``, ``index``, ``sample_id``, ``pd_h0`` (k0×2), ``pd_h1`` (k1×2), ``n_h0``, ``n_h1``. ``transform`` may be
+any dict → dict callable (MONAI dictionary transforms included); :mod:`topo.trainer.samples` loads the items of an
+exported datalist the same way.
 """
 
 from __future__ import annotations
@@ -32,17 +35,11 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from topo.store_schema import Store, StoreFiles, open_store
+from topo.trainer.samples import ARRAY_FOR_KEY, SAMPLE_KEYS, sample_value
 
-SAMPLE_KEYS = ("image", "roi_mask", "label", "index", "sample_id", "pd_h0", "pd_h1", "n_h0", "n_h1")
-_ARRAY_FOR_KEY = {
-    "image": "images",
-    "roi_mask": "roi_masks",
-    "label": "labels",
-    "pd_h0": "pd_h0",
-    "pd_h1": "pd_h1",
-    "n_h0": "n_h0",
-    "n_h1": "n_h1",
-}
+__all__ = ["SAMPLE_KEYS", "StoreDataset", "epoch_order", "make_loader", "rank_batches"]
+
+_ARRAY_FOR_KEY = ARRAY_FOR_KEY
 
 
 def epoch_order(
@@ -178,9 +175,18 @@ class StoreDataset(IterableDataset):
             order, rank=self.rank, world_size=self.world_size, batch_size=self.batch_size, drop_last=self.drop_last
         )
 
-    def __len__(self) -> int:
-        """Number of batches this rank yields per epoch (for schedules and progress bars)."""
+    def num_batches(self) -> int:
+        """Number of batches this rank reads per epoch (the optimiser steps of a training epoch)."""
         return len(self.batches(0))
+
+    def __len__(self) -> int:
+        """Number of items this rank yields per epoch: batches with ``collate=True``, samples otherwise.
+
+        A DataLoader batching the samples itself takes ``len(dataset)`` as a sample count, so the two modes must
+        differ (for progress bars and schedules use :meth:`num_batches`).
+        """
+        batches = self.batches(0)
+        return len(batches) if self.collate else sum(len(b) for b in batches)
 
     # --- reading ----------------------------------------------------------------------------------------------
     def __iter__(self):
@@ -230,7 +236,9 @@ class StoreDataset(IterableDataset):
                     # N×C×H×W over the channels-last rows, not a copy: what torch calls channels_last memory format,
                     # the layout convolutions prefer under mixed precision anyway.
                     out[key] = torch.from_numpy(v).permute(0, 3, 1, 2)
-                elif key in ("roi_mask", "pd_h0", "pd_h1"):
+                elif key == "roi_mask":
+                    out[key] = torch.from_numpy(v)[:, None]  # N×1×H×W: channel-first like the image
+                elif key in ("pd_h0", "pd_h1"):
                     out[key] = torch.from_numpy(v)
                 else:
                     out[key] = torch.from_numpy(v.astype(np.int64))
@@ -248,14 +256,7 @@ class StoreDataset(IterableDataset):
             elif key == "sample_id":
                 out[key] = str(self._ids[idx])  # type: ignore[index]
             else:
-                v = reader.row(_ARRAY_FOR_KEY[key], idx)
-                if key == "image":
-                    v = torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1)))
-                elif key in ("roi_mask", "pd_h0", "pd_h1"):
-                    v = torch.from_numpy(np.array(v))
-                else:
-                    v = int(v)
-                out[key] = v
+                out[key] = sample_value(key, reader.row(_ARRAY_FOR_KEY[key], idx))
         return out
 
 

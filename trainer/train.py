@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from topo.store_schema import open_store
+from topo.store_schema.filtration import FiltrationSpec
 from topo.trainer.build import build_backbone
 from topo.trainer.checkpoint import (
     CheckpointError,
@@ -36,8 +37,8 @@ from topo.trainer.data import StoreDataset, make_loader
 from topo.trainer.dist import get_rank, get_world_size, is_main_process
 from topo.trainer.eval.extract import DIAGRAM_KEYS, extract_features
 from topo.trainer.methods import build_method
+from topo.trainer.stage_views import make_views, view_definition
 from topo.trainer.topo_views import TopoViews
-from topo.trainer.visual_views import VIEW1, VIEW2, augment, step_generator
 
 LAST, FINAL = "checkpoints/last.pt", "checkpoints/final.pt"
 
@@ -79,31 +80,15 @@ def _setup_distributed(cfg: TrainConfig) -> torch.device:
     return torch.device("cpu")
 
 
-def make_views(
-    batch: dict[str, Any], cfg: TrainConfig, step: int, size: int, device: torch.device
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """The two views a method sees: images (visual), diagrams of topology-aware views (topo), or both (joint).
+def check_full_image_calibration(store: Any) -> None:
+    """``--topo-views full_image`` needs ranges calibrated on whole-image diagrams (Table 4 (b)), not ROI ones."""
+    from topo.store_schema.calibration import calibrated_on_full_image
 
-    Image augmentation runs here, batched on the device.
-    """
-    views: list[dict[str, torch.Tensor]] = []
-    for k, recipe in enumerate((VIEW1, VIEW2)):
-        v: dict[str, torch.Tensor] = {}
-        if cfg.stage in ("topo", "joint"):
-            tv = batch["views"][k]
-            v.update({key: torch.as_tensor(tv[key]).to(device, non_blocking=True) for key in DIAGRAM_KEYS})
-            source = tv["image"]
-        else:
-            source = batch["image"]
-        if cfg.stage in ("visual", "joint"):
-            v["image"] = augment(
-                source.to(device, non_blocking=True),
-                recipe,
-                size=size,
-                generator=step_generator(cfg.seed, step, k, device),
-            )
-        views.append(v)
-    return views[0], views[1]
+    if not calibrated_on_full_image(store):
+        raise ValueError(
+            "--topo-views full_image needs a whole-image calibration: run `topo calibrate-aug --full-image` on "
+            "this store (its ranges were calibrated on ROI diagrams)"
+        )
 
 
 def lr_lambda(warmup_steps: int, total_steps: int):
@@ -134,18 +119,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     store.validate()
     g = store.geometry
     size = cfg.image_size or g.height
+    spec = FiltrationSpec.from_json(store.persistence_spec)
     transform = None
     if cfg.stage in ("topo", "joint"):
         from topo.store_schema.calibration import load_ranges
-        from topo.store_schema.filtration import FiltrationSpec
 
         ranges = load_ranges(store) if cfg.pairing != "standard" else {}
+        if cfg.topo_views == "full_image" and cfg.pairing != "standard":
+            check_full_image_calibration(store)
         transform = TopoViews(
-            ranges,
-            FiltrationSpec.from_json(store.persistence_spec),
-            pairing=cfg.pairing,
-            mode=cfg.topo_views,
-            seed=cfg.seed,
+            ranges, spec, pairing=cfg.pairing, mode=cfg.topo_views, seed=cfg.seed, intensities=cfg.intensities
         )
     keys = ["index", "label"] + (["image"] if cfg.stage == "visual" else ["image", "roi_mask", *DIAGRAM_KEYS])
     dataset = StoreDataset(
@@ -161,7 +144,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
         collate=True,
     )
     workers = loader_workers(cfg.num_workers, per_sample_views=transform is not None)
-    steps_per_epoch = len(dataset)
+    steps_per_epoch = dataset.num_batches()
     if steps_per_epoch == 0:
         raise ValueError(f"the train split has fewer samples than one batch of {local_batch} per rank")
     total_steps = cfg.epochs * steps_per_epoch
@@ -239,7 +222,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     log_file = None
     if is_main_process():
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(cfg.to_json(), indent=2))
+        (out_dir / "config.json").write_text(json.dumps({**cfg.to_json(), "views": view_definition(cfg)}, indent=2))
+        console.print(f"{cfg.stage} views: {view_definition(cfg)}")
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out_dir / "tb"))
@@ -270,7 +254,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
             loader = make_loader(dataset, num_workers=workers, pin_memory=device.type == "cuda")
             for batch in loader:
                 method.train()
-                v1, v2 = make_views(batch, cfg, step, size, device)
+                v1, v2 = make_views(batch, cfg, step, size, device, spec)
                 with autocast:
                     out = model(v1, v2)
                 optimizer.zero_grad(set_to_none=True)
@@ -350,8 +334,10 @@ def _monitors(
     """KNN accuracy and online-probe accuracy on the validation split (never the test split)."""
     from topo.trainer.eval.knn import knn_accuracy
 
-    train = extract_features(encoder, cfg.store, "train", stage=cfg.stage, image_size=size, device=device, limit=4096)
-    val = extract_features(encoder, cfg.store, "val", stage=cfg.stage, image_size=size, device=device)
+    kw: dict[str, Any] = {"stage": cfg.stage, "image_size": size, "device": device}
+    kw["full_image"] = cfg.topo_views == "full_image"  # diagrams as in training: of the whole image
+    train = extract_features(encoder, cfg.store, "train", limit=4096, **kw)
+    val = extract_features(encoder, cfg.store, "val", **kw)
     assert not isinstance(train, tuple) and not isinstance(val, tuple)
     with torch.no_grad():
         pred = probe(torch.from_numpy(val.x).to(device)).argmax(1).cpu().numpy()

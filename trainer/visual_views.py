@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
+from topo.store_schema.filtration import BT601_LUMA
+
 MEAN, STD = 0.5, 0.25
 """Fixed normalisation for any medical store (ImageNet statistics mean nothing for ultrasound or X-ray)."""
 
@@ -63,8 +65,8 @@ def random_resized_crop(x: torch.Tensor, size: int, scale: tuple[float, float], 
 def _grey(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:
         return x
-    r, gch, bch = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    return 0.299 * r + 0.587 * gch + 0.114 * bch
+    weights = torch.as_tensor(BT601_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x[:, :3] * weights).sum(dim=1, keepdim=True)
 
 
 def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,7 @@
-"""ROI backends by name: ``none`` (whole image), ``otsu`` (CPU, classical), ``sam`` (Segment Anything, GPU)."""
+"""ROI backends by name: ``none`` (whole image), ``otsu`` (CPU, classical), ``sam`` (Segment Anything, GPU).
+
+A backend is one module plus one :func:`register_roi` line below (see ``registry.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +9,28 @@ from typing import Any
 
 from topo.pipeline.roi.base import NoRoi, RoiBackend, RoiResult
 from topo.pipeline.roi.otsu import OtsuRoi
+from topo.pipeline.roi.registry import RoiEntry, register_roi, roi_entry, roi_help, roi_names, unregister_roi
+from topo.pipeline.roi.sam_spec import sam_spec
 
-ROI_BACKENDS: dict[str, type[RoiBackend]] = {"none": NoRoi, "otsu": OtsuRoi}
-ROI_NAMES: tuple[str, ...] = ("none", "otsu", "sam")
+register_roi(RoiEntry("none", NoRoi, "the whole image"))
+register_roi(RoiEntry("otsu", OtsuRoi, "classical threshold, CPU"))
+register_roi(RoiEntry("sam", "topo.pipeline.roi.sam:SamRoi", "Segment Anything, on GPU actors", {"GPU": 1}, sam_spec))
 
-__all__ = ["ROI_BACKENDS", "ROI_NAMES", "NoRoi", "OtsuRoi", "RoiBackend", "RoiResult", "make_roi"]
+__all__ = [
+    "NoRoi",
+    "OtsuRoi",
+    "RoiBackend",
+    "RoiEntry",
+    "RoiResult",
+    "make_roi",
+    "register_roi",
+    "roi_entry",
+    "roi_help",
+    "roi_names",
+    "unregister_roi",
+]
 
 
 def make_roi(name: str, **params: Any) -> RoiBackend:
-    """Build a backend; SAM is imported only when asked for (it pulls in torchvision and loads weights)."""
-    if name == "sam":
-        from topo.pipeline.roi.sam import SamRoi
-
-        return SamRoi(**params)
-    if name not in ROI_BACKENDS:
-        raise ValueError(f"unknown ROI backend {name!r}; valid: {', '.join(ROI_NAMES)}")
-    return ROI_BACKENDS[name](**params)
+    """Build a registered backend by name; heavy backends are imported only here."""
+    return roi_entry(name).build(**params)

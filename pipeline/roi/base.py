@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from topo.store_schema.filtration import BT601_LUMA
+
 DEFAULT_MIN_AREA = 0.01
 
 
@@ -75,5 +77,5 @@ class NoRoi(RoiBackend):
 
 def grey_uint8(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 3:
-        return np.round(image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+        return np.round(image.astype(np.float64) @ BT601_LUMA).astype(np.uint8)
     return image.reshape(image.shape[0], image.shape[1])

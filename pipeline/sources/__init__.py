@@ -9,6 +9,7 @@ MedMNIST flags     ``pathmnist``, ``octmnist``, ``organsmnist``, … at ``--size
 ``kvasir``         Kvasir v1/v2 class folders in ``--data-dir``
 ``folder``         any ``<class>/<image>`` tree in ``--data-dir``
 ``npz``            any MedMNIST-layout ``.npz`` file given as ``--data-dir``
+``synthetic-betti`` generated 1–4-hole grey images, class = Betti-1 (no files; :mod:`.synthetic_betti`)
 =================  ==========================================================================================
 """
 
@@ -32,6 +33,7 @@ from topo.pipeline.sources.isic import isic2019_source
 from topo.pipeline.sources.medmnist import MEDMNIST_FLAGS, medmnist_source
 from topo.pipeline.sources.npz import NpzSource
 from topo.pipeline.sources.registry import SOURCES, SourceEntry, get_source, register_source, source_names
+from topo.pipeline.sources.synthetic_betti import SyntheticBettiSource
 
 DEMO_DATASET = "demo"
 
@@ -94,6 +96,14 @@ register_source(
     SourceEntry("folder", lambda n, *, data_dir, seed, **_: folder_source(data_dir, seed=seed), "<class>/<image> tree")
 )
 register_source(SourceEntry("npz", _npz, "a MedMNIST-layout .npz file as --data-dir"))
+register_source(
+    SourceEntry(
+        "synthetic-betti",
+        lambda n, *, seed, size, **_: SyntheticBettiSource(seed=seed, size=size),
+        "generated grey sheets with 1-4 holes (class = Betti-1), from --seed at --size",
+        needs_data_dir=False,
+    )
+)
 
 DATASETS: tuple[str, ...] = source_names()
 """Every ``--dataset`` name registered at import (sources registered later are in :func:`source_names`)."""

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from topo.pipeline import chunk as chunk_mod
 from topo.pipeline.job import BuildConfig, build_store
 from topo.pipeline.persistence import FiltrationSpec
-from topo.pipeline.roi import OtsuRoi
+from topo.pipeline.roi import OtsuRoi, roi_entry
 from topo.pipeline.sources import ReadFailure, get_source
 from topo.store_schema import (
     ARRAYS,
@@ -214,7 +214,7 @@ def folder_with_a_truncated_png(tmp_path_factory) -> tuple[Path, str]:
     bad = root / "a" / "t03.png"
     data = bad.read_bytes()
     bad.write_bytes(data[: len(data) // 2])
-    return root, "tiles/a/t03.png"  # folder ids keep the extension
+    return root, "tiles/a/t03.png"  # folder sample ids keep the extension
 
 
 def test_a_corrupt_image_fails_alone_and_the_store_completes(ray_session, folder_with_a_truncated_png, tmp_path):
@@ -297,7 +297,7 @@ def test_a_chunk_records_each_bad_payload_with_its_reason(tmp_path):
         filtration=spec.to_json(),
         split_names=("train", "val", "test"),
     )
-    res = chunk_mod.process_chunk(task, payloads, "otsu", {})
+    res = chunk_mod.process_chunk(task, payloads, roi_entry("otsu"), {})
     assert res.counts == {"ok": 1, "fallback": 1, "failed": 5}
     assert res.first_failure == ("s1", "wrong shape (28, 28, 2): expected HxW or HxWxC with C in 1, 3, 4")
     part = pq.read_table(tmp_path / "c.zarr" / StoreFiles.chunk_part(0)).to_pydict()

@@ -9,7 +9,7 @@ import pytest
 from fixtures.datasets import demo_npz
 from ph_reference import skimage_tiles
 
-from topo.pipeline.roi import ROI_NAMES, NoRoi, OtsuRoi, make_roi
+from topo.pipeline.roi import NoRoi, OtsuRoi, make_roi, roi_names
 from topo.pipeline.roi.sam import (
     SAM_CHECKPOINT_ENV,
     SamRoi,
@@ -33,7 +33,7 @@ def _backend(name: str, ckpt) -> object:
 
 
 # SAM on CPU: ~10 s on two busy cores.
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "sam" else n for n in ROI_NAMES])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "sam" else n for n in roi_names()])
 def test_every_backend_keeps_the_roi_contract(name, images, tiny_sam_checkpoint):
     roi = _backend(name, tiny_sam_checkpoint)
     assert roi.name == name

@@ -81,7 +81,7 @@ def test_samples_are_monai_style_dicts_with_fixed_shapes(small_store):
     batch = next(iter(make_loader(ds)))
     g = ds.geometry
     assert batch["image"].shape == (4, g.channels, g.height, g.width) and batch["image"].dtype == torch.uint8
-    assert batch["roi_mask"].shape == (4, g.height, g.width)
+    assert batch["roi_mask"].shape == (4, 1, g.height, g.width)  # channel-first like the image
     assert batch["pd_h0"].shape == (4, g.k0, 2) and batch["pd_h1"].shape == (4, g.k1, 2)
     assert batch["n_h0"].shape == (4,) and (batch["n_h0"] >= 1).all()
     assert len(batch["sample_id"]) == 4 and batch["sample_id"][0].startswith("breastmnist_28/test/")

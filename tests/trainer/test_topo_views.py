@@ -11,7 +11,7 @@ from topo.pipeline.calibrate import load_ranges
 from topo.pipeline.persistence import FiltrationSpec, topk_diagrams
 from topo.store_schema import open_store
 from topo.trainer.data import StoreDataset
-from topo.trainer.topo_views import TopoViews
+from topo.trainer.topo_views import TopoViews, apply_draw
 
 
 def test_trainer_uses_the_pipeline_operators():
@@ -31,8 +31,13 @@ def test_sampler_never_draws_outside_the_calibrated_ranges(calibrated_store):
     for strength in ("weak", "strong"):
         for _ in range(500):
             d = tv.draw(rng, strength)
-            lo, hi = ranges[d.combination][strength]
-            assert lo <= d.s <= hi
+            ops = d.combination.split("+")
+            assert len(d.s) == len(ops)
+            for op, s in zip(ops, d.s, strict=True):
+                # each operator from its own calibrated range (alone), else the combination's
+                lo, hi = (ranges.get(op) or {}).get(strength) or ranges[d.combination][strength]
+                assert lo <= s <= hi
+                assert (lo, hi) == tv.intensity_range(op, strength, d.combination)
 
 
 def test_online_views_carry_the_diagram_of_the_augmented_roi(calibrated_store):
@@ -43,11 +48,11 @@ def test_online_views_carry_the_diagram_of_the_augmented_roi(calibrated_store):
     assert len(out["views"]) == 2
     spec = FiltrationSpec.from_json(st.persistence_spec)
     image = sample["image"].numpy().transpose(1, 2, 0)
-    mask = sample["roi_mask"].numpy()
+    mask = sample["roi_mask"].numpy()[0]  # samples carry the mask 1×H×W
     for v, strength in enumerate(tv.strengths()):
         rng = np.random.default_rng([tv.seed, tv.epoch, int(sample["index"]), v])
         d = tv.draw(rng, strength)
-        img, m = pipeline_augment.apply(d.combination, image, mask, d.s, rng)
+        img, m = apply_draw(d, image, mask, rng)
         ref = topk_diagrams([img], [m], spec)
         assert np.array_equal(out["views"][v]["pd_h0"].numpy(), ref.h0[0])
         assert out["views"][v]["n_h1"] == int(ref.n_h1[0])

@@ -61,7 +61,14 @@ def cached_features(checkpoint: Path, store: str, *, device: str = "cpu") -> tup
     gates = np.zeros((0, 0), np.float32)
     for split in SPLITS:
         fs = extract_features(
-            enc, store, split, stage=cfg.stage, image_size=size, device=device, gate_weights=split == "test"
+            enc,
+            store,
+            split,
+            stage=cfg.stage,
+            image_size=size,
+            device=device,
+            gate_weights=split == "test",
+            full_image=cfg.topo_views == "full_image",
         )
         if isinstance(fs, tuple):
             fs, gates = fs
@@ -92,6 +99,7 @@ def evaluate(
     figures: list[Path] = []
     cost_rows: list[dict[str, Any]] = []
     missing = []
+    definitions: dict[str, str] = {}
     for variant in variants:
         for seed in seeds:
             ck = runs / method / f"{VARIANT_STAGE[variant]}-seed{seed}" / "checkpoints" / "final.pt"
@@ -125,6 +133,7 @@ def evaluate(
                 figures.append(out)
             if seed == seeds[0]:
                 cost_rows.append(_cost_row(ck, variant, store))
+                definitions[variant] = _views_of(ck)
     if missing and not results:
         raise FileNotFoundError(
             "no finished runs to evaluate; expected e.g. "
@@ -138,12 +147,22 @@ def evaluate(
     text = to_markdown(table)
     if cost_rows:
         text += "\n\n" + cost_table_markdown(cost_rows, title="Cost (cf. the paper's Tables 6–7)")
+    if definitions:
+        text += "\n\nViews of each row:\n" + "\n".join(f"- **{v}**: {d}" for v, d in definitions.items())
     if missing:
         text += "\n\nRuns not found (not evaluated):\n" + "\n".join(f"- {m}" for m in missing)
     md.write_text(text + "\n")
     js = report_dir / f"table3_{dataset}_{method}.json"
     js.write_text(json.dumps(to_json(table), indent=1, allow_nan=False))
     return EvalOutputs(results, md, js, figures)
+
+
+def _views_of(checkpoint: Path) -> str:
+    from topo.trainer.checkpoint import load_checkpoint
+    from topo.trainer.config import TrainConfig
+    from topo.trainer.stage_views import view_definition
+
+    return view_definition(TrainConfig.from_json(load_checkpoint(checkpoint)["config"]))
 
 
 def _cost_row(checkpoint: Path, variant: str, store: str) -> dict[str, Any]:

@@ -184,9 +184,9 @@ class DINO(MomentumMethod):
                     # Per parameter, as DINO's `clip_gradients`, not one global norm.
                     torch.nn.utils.clip_grad_norm_(p, self.cfg.clip_grad)
         if step < self.cfg.freeze_last_layer_frac * total_steps:
-            for p in (self.head.prototypes, self.head.prototype_scale):
-                if p is not None:
-                    p.grad = None  # no gradient: AdamW skips the parameter, weight decay included
+            for frozen in (self.head.prototypes, self.head.prototype_scale):
+                if frozen is not None:
+                    frozen.grad = None  # no gradient: AdamW skips the parameter, weight decay included
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """EMA-update the teacher and set the teacher temperature for the next step (``step + 1``)."""

@@ -25,6 +25,8 @@ class MomentumMethod(SSLMethod):
     """
 
     momentum_attrs: ClassVar[tuple[str, str]]
+    projector: nn.Module
+    predictor: nn.Module  # the online branch's predictor (BYOL, MoCo v3); DINO has none
 
     def init_momentum(self, head: str) -> None:
         """Create the frozen copies of ``backbone`` and of the head named ``head``; momentum starts at the base."""

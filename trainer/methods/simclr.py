@@ -97,5 +97,6 @@ class SimCLR(SSLMethod):
         f1, f2 = self.embed(view1), self.embed(view2)
         z1, z2 = self.projector(f1), self.projector(f2)
         loss = nt_xent_loss(z1, z2, self.cfg.temperature)
-        metric_values = dict(loss=loss, pos_cos=F.cosine_similarity(z1.detach(), z2.detach(), dim=1).mean())
+        pos_cos = F.cosine_similarity(z1.detach(), z2.detach(), dim=1).mean()
+        metric_values: dict[str, Tensor | float] = {"loss": loss, "pos_cos": pos_cos}
         return MethodOutput(loss=loss, features=f1.detach(), metric_values=metric_values)

@@ -1,4 +1,4 @@
-"""The visual encoder: a timm backbone that reads ``view["image"]``."""
+"""The visual encoder: a timm backbone that reads ``view["image"]`` (or a plain image tensor)."""
 
 from __future__ import annotations
 
@@ -27,13 +27,15 @@ class VisualEncoder(nn.Module):
         >>> enc = VisualEncoder("resnet18", in_chans=1, small_input=True)
         >>> enc({"image": torch.zeros(2, 1, 28, 28)}).shape
         torch.Size([2, 512])
+        >>> enc(torch.zeros(2, 1, 28, 28)).shape
+        torch.Size([2, 512])
     """
 
     def __init__(
         self, name: str = "resnet50", *, in_chans: int = 3, small_input: bool = False, weights: str | Path | None = None
     ) -> None:
         super().__init__()
-        self.name = name
+        self.name, self.small_input = name, small_input
         self.net = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
         if small_input:
             if not (hasattr(self.net, "conv1") and hasattr(self.net, "maxpool")):
@@ -46,5 +48,6 @@ class VisualEncoder(nn.Module):
             self.net.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
         self.feat_dim: int = int(self.net.num_features)
 
-    def forward(self, view: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self.net(view["image"])
+    def forward(self, view: Mapping[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """Features of ``view["image"]``, or of a plain image tensor (what timm and tracing tools pass)."""
+        return self.net(view if isinstance(view, torch.Tensor) else view["image"])
