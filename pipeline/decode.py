@@ -118,8 +118,7 @@ def _channels(a: np.ndarray, channels: int) -> np.ndarray:
     if a.ndim == 3 and a.shape[2] == 3:
         if channels == 3:
             return a
-        luma = a.astype(np.float64) @ BT601_LUMA
-        return np.round(luma).astype(np.uint8)[..., None]
+        return limits.luma_u8(a, BT601_LUMA)[..., None]
     raise SampleError(f"wrong shape {a.shape}: expected HxW or HxWxC with C in 1, 3, 4")
 
 

@@ -59,6 +59,8 @@ def remove_store(root: str | os.PathLike[str]) -> None:
     p = Path(root)
     shutil.rmtree(creating_path(p), ignore_errors=True)
     why = removable_reason(p)
+    if p.is_symlink():
+        raise StoreError(f"{p} is a symbolic link; --overwrite deletes only a real store folder (give its real path)")
     if why is None:
         raise StoreError(f"{p} is not a topo store (nor an empty or partial one); refusing to delete it")
     if why != "absent":
