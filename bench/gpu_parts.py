@@ -212,7 +212,8 @@ def sam_roi(p: Part) -> None:
     sec = time.perf_counter() - t0
     row = {"mode": "box, batch 8", "images": len(res), "img/s": len(res) / sec, "s/image": sec / len(res)}
     p.emit(row | {"peak MiB": p.peak_mib()})
-    auto = make_roi("sam", mode="auto", points_per_side=grid, **common)
+    auto = roi  # the same model (loading and hashing ViT-H again would cost the part's cap)
+    auto.mode, auto.auto_params = "auto", {**auto.auto_params, "points_per_side": grid}
     p.reset_peak()
     t0 = time.perf_counter()
     auto.checked(images[:n_auto])
