@@ -14,7 +14,8 @@ from topo.pipeline.roi.sam_spec import sam_spec
 
 register_roi(RoiEntry("none", NoRoi, "the whole image"))
 register_roi(RoiEntry("otsu", OtsuRoi, "classical threshold, CPU"))
-register_roi(RoiEntry("sam", "topo.pipeline.roi.sam:SamRoi", "Segment Anything, on GPU actors", {"GPU": 1}, sam_spec))
+_SAM = "topo.pipeline.roi.sam_batched:BatchedSamRoi"  # SamRoi with the throughput path for box mode
+register_roi(RoiEntry("sam", _SAM, "Segment Anything, on GPU actors", {"GPU": 1}, sam_spec))
 
 __all__ = [
     "NoRoi",
