@@ -304,7 +304,7 @@ def train(p: Part) -> None:
             rates[method, stage] = batch / sec
             label = "baseline (stage 1, visual)" if stage == "visual" else "+TopoCL (stage 3, online PDs)"
             row = {"method": method, "run": label, "batch": batch, "ms/step": 1000 * sec, "img/s": batch / sec}
-            over = f"+{100 * (rates[method, 'visual'] / rates[method, stage] - 1):.1f} %" if stage == "joint" else ""
+            over = f"{100 * (rates[method, 'visual'] / rates[method, stage] - 1):+.1f} %" if stage == "joint" else ""
             p.emit(row | {"step overhead": over, "peak MiB": p.peak_mib()})
         if method == "simclr":
             for topo in (False, True):
