@@ -34,7 +34,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--n-val", type=int, default=100)
     p.add_argument("--n-test", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--probe-epochs", type=int, default=50)
+    p.add_argument("--probe-max-iter", type=int, default=2000)
     p.add_argument("--gate-balance", type=float, default=0.0)
     p.add_argument("--out", type=Path, default=Path("bench/.repro-topocl"))
     return p.parse_args()
@@ -76,10 +76,10 @@ def _cfg(a: argparse.Namespace, store: Path, out: Path, stage: str, seed: int, e
 
 def _probe(ck: Path, store: Path, seed: int, a: argparse.Namespace) -> tuple[float, float, np.ndarray]:
     from topo.trainer.eval.probe import linear_probe
-    from topo.trainer.eval.run import cached_features
+    from topo.trainer.eval.feature_cache import cached_features
 
-    sets, gates = cached_features(ck, str(store))
-    res = linear_probe(sets["train"], sets["val"], sets["test"], epochs=a.probe_epochs, seed=seed, num_classes=4)
+    sets, gates, _ = cached_features(ck, str(store))
+    res = linear_probe(sets["train"], sets["val"], sets["test"], max_iter=a.probe_max_iter, num_classes=4)
     return float(res.test["acc"]), float(res.test["auc"]), gates
 
 

@@ -25,4 +25,4 @@ for seed in $SEEDS; do
 done
 
 echo "== 4/4 eval: linear probe on frozen features (selection on val, test once), paired t-test over seeds"
-$BIN/topo eval --workspace "$WS" --method byol --seeds "$(echo $SEEDS | tr ' ' ',')" --probe-epochs 100
+$BIN/topo eval --workspace "$WS" --method byol --seeds "$(echo $SEEDS | tr ' ' ',')"

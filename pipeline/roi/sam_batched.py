@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from topo.pipeline.roi.sam import SamRoi
+from topo.pipeline.roi.sam import SamRoi, fov_box
 
 
 def _sdpa_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
@@ -74,11 +74,10 @@ class BatchedSamRoi(SamRoi):
     def _prompt(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The reference path's prompt in image pixels: box ``[[x0, y0, x1, y1]]`` and positive point ``[[[x, y]]]``.
 
-        Keep this the same as ``SamRoi._box_batch``: the test compares the two paths mask for mask.
+        Keep this the same as ``SamRoi``'s box prompt: the test compares the two paths mask for mask.
         """
-        h, w = image.shape[:2]
-        mh, mw = self.box_margin * h, self.box_margin * w
-        return np.array([[mw, mh, w - 1 - mw, h - 1 - mh]]), np.array([[[w / 2, h / 2]]])
+        x0, y0, x1, y1 = fov_box(image, self.box_margin)  # inset within the field of view, as the reference
+        return np.array([[x0, y0, x1, y1]]), np.array([[[(x0 + x1) / 2, (y0 + y1) / 2]]])
 
     def _encode(self, images: list[np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         sam, size = self.sam, self.sam.image_encoder.img_size
