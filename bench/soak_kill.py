@@ -8,7 +8,8 @@ manifest, checksum table, fingerprint and root digest, and ``verify_store`` must
 
 Phases (the moment the kill is aimed at):
 
-* ``create``: as soon as the store's temp folder or root ``zarr.json`` appears, plus 0–30 ms;
+* ``create``: as soon as the store's temp folder or root ``zarr.json`` appears (each trial starts with no store),
+  plus 0–30 ms;
 * ``compute``: once the first chunk is recorded done, plus 0–300 ms;
 * ``finalise``: once every chunk is recorded done (the driver is writing manifest, checksums, seal), plus 0–50 ms;
 * ``anywhere``: uniform over the reference run's wall time (Ray start included).
@@ -182,6 +183,9 @@ def soak(trials: int, seed: int, images: int, chunk: int, work: Path, phases=PHA
     results = []
     for i in range(trials):
         phase = phases[i % len(phases)]
+        # Start each trial from nothing: a finished store left by the previous trial would fire the "create"
+        # trigger at once (its zarr.json exists) and the kill would land before the store is even opened.
+        shutil.rmtree(out, ignore_errors=True)
         cond, delay = _trigger(phase, out, n_chunks, t_ref, rng)
         t = time.monotonic()
         what = run_killed([*base, "--out", str(out), "--overwrite"], work / f"trial{i}.log", cond, delay)
@@ -208,11 +212,12 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=64)
     ap.add_argument("--chunk", type=int, default=8)
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--phases", default=",".join(PHASES), help="comma-separated phases to cycle through")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="soak_kill_"))
     t0 = time.monotonic()
     try:
-        res = soak(args.trials, args.seed, args.images, args.chunk, work)
+        res = soak(args.trials, args.seed, args.images, args.chunk, work, tuple(args.phases.split(",")))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
