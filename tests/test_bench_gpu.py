@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ def test_gpu_caps_fit_eight_minutes():
 def test_dry_run_writes_every_part(tmp_path):
     proc = subprocess.run(
         ["bash", str(REPO / "bench" / "gpu.sh"), "--dry-run", "--out-dir", str(tmp_path)],
+        env={**os.environ, "PYTHON": sys.executable},  # the interpreter running the tests, venv or not
         capture_output=True,
         text=True,
         timeout=900,

@@ -59,8 +59,10 @@ def test_a_small_image_is_cropped_before_it_is_upscaled() -> None:
     assert d.image.shape == (32, 32, 1) and d.image.max() == 255  # the centre survives; no 32x320 intermediate
 
 
+# VmHWM, not getrusage: Linux carries ru_maxrss over fork + exec, so a child of a large pytest process would report
+# the parent's resident size; VmHWM belongs to the child's own address space.
 SCRIPT = """
-import resource, sys
+import sys
 sys.path[:0] = [sys.argv[1], sys.argv[1] + "/.."]
 from test_hostile_inputs import hostile
 from topo.pipeline.decode import SampleError, decode
@@ -69,7 +71,8 @@ for name, (data, _) in hostile().items():
         decode(data, height=224, width=224, channels=3)
     except SampleError:
         pass
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(hwm_kb // 1024)
 """
 
 

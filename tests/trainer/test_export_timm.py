@@ -131,7 +131,7 @@ def test_a_joint_export_holds_the_traced_fused_model_and_timm_weights(small_stor
         backbone="resnet18",
         small_input=True,
         pairing="standard",
-        topo_views="precomputed",
+        topo_views="online",  # --pairing standard: diagrams of the augmented views, online
         topo_width=32,
         epochs=1,
         max_steps=1,
