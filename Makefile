@@ -24,6 +24,8 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	BIN=$(abspath $(BIN)) bash scripts/typecheck.sh
 
 # Every test, from a plain clone (generated data; real data beside the repository is opt-in, below).
 test: $(STAMP) lint

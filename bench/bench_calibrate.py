@@ -43,10 +43,11 @@ def main() -> None:
 
     st = open_store(args.store)
     g = st.geometry
-    print(f"store      {args.store} ({g.num_samples} samples, {g.height}x{g.width}x{g.channels}, "
-          f"k0={g.k0}, k1={g.k1})")
-    print(f"machine    {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    print(f"store      {args.store} ({g.num_samples} samples, {g.height}x{g.width}x{g.channels}, k0={g.k0}, k1={g.k1})")
+    print(
+        f"machine    {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
 
     tmp = None
     target = args.store
@@ -74,11 +75,15 @@ def main() -> None:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"job        {res.num_images} images × {len(SINGLES)} operators × {len(DEFAULT_GRID)} intensities "
-          f"= {res.evaluations} δ evaluations in {res.blocks_total} blocks")
+    print(
+        f"job        {res.num_images} images × {len(SINGLES)} operators × {len(DEFAULT_GRID)} intensities "
+        f"= {res.evaluations} δ evaluations in {res.blocks_total} blocks"
+    )
     print(f"wall time  {res.wall_s:.2f} s")
-    print(f"throughput {res.evaluations_per_s:,.0f} δ-evaluations/s "
-          f"({1e3 * args.workers / max(res.evaluations_per_s, 1e-9):.2f} ms per evaluation per worker)")
+    print(
+        f"throughput {res.evaluations_per_s:,.0f} δ-evaluations/s "
+        f"({1e3 * args.workers / max(res.evaluations_per_s, 1e-9):.2f} ms per evaluation per worker)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Pixel codecs: compression ratio and one-thread encode/decode speed on real images (the store's choice of codec).
 
-    python bench/bench_codecs.py [--data ../shared/data]
+python bench/bench_codecs.py [--data ../shared/data]
 """
 
 from __future__ import annotations

@@ -75,8 +75,8 @@ def _cfg(a: argparse.Namespace, store: Path, out: Path, stage: str, seed: int, e
 
 
 def _probe(ck: Path, store: Path, seed: int, a: argparse.Namespace) -> tuple[float, float, np.ndarray]:
-    from topo.trainer.eval.probe import linear_probe
     from topo.trainer.eval.feature_cache import cached_features
+    from topo.trainer.eval.probe import linear_probe
 
     sets, gates, _ = cached_features(ck, str(store))
     res = linear_probe(sets["train"], sets["val"], sets["test"], max_iter=a.probe_max_iter, num_classes=4)

@@ -96,9 +96,7 @@ class Operator:
     geometric: bool
     identity_at_zero: bool
 
-    def __call__(
-        self, image: np.ndarray, mask: Mask, s: float, rng: np.random.Generator
-    ) -> tuple[np.ndarray, Mask]:
+    def __call__(self, image: np.ndarray, mask: Mask, s: float, rng: np.random.Generator) -> tuple[np.ndarray, Mask]:
         """Apply the operator after checking the arguments (see the module docstring)."""
         _check_args(image, mask, s)
         return self.fn(image, mask, float(s), rng)
@@ -187,9 +185,7 @@ def rotate(image: np.ndarray, mask: Mask, s: float, rng: np.random.Generator) ->
     return out, mask
 
 
-def gaussian_noise(
-    image: np.ndarray, mask: Mask, s: float, rng: np.random.Generator
-) -> tuple[np.ndarray, Mask]:
+def gaussian_noise(image: np.ndarray, mask: Mask, s: float, rng: np.random.Generator) -> tuple[np.ndarray, Mask]:
     """Add N(0, (20·s)²) grey-level noise to every pixel and channel, then clip and round."""
     # Draw the noise even at s = 0 so that the rng stream consumed does not depend on s.
     noise = rng.standard_normal(image.shape)
@@ -198,9 +194,7 @@ def gaussian_noise(
     return _to_uint8(image.astype(np.float64) + NOISE_MAX_STD * s * noise), mask
 
 
-def gaussian_blur(
-    image: np.ndarray, mask: Mask, s: float, rng: np.random.Generator
-) -> tuple[np.ndarray, Mask]:
+def gaussian_blur(image: np.ndarray, mask: Mask, s: float, rng: np.random.Generator) -> tuple[np.ndarray, Mask]:
     """Gaussian blur with σ = 0.06·s·min(H, W) pixels (reflected border)."""
     sigma = BLUR_MAX_SIGMA_FRAC * s * _min_side(image)
     if sigma == 0.0:
@@ -271,21 +265,31 @@ _OPERATOR_LIST = [
     Operator("hflip", "homeomorphism", hflip, "none (mirror left-right)", True, False),
     Operator("vflip", "homeomorphism", vflip, "none (mirror top-bottom)", True, False),
     Operator(
-        "rot90", "homeomorphism", rot90,
-        "quarter turns k = 1, 2, 3 for s in [0, 1/3), [1/3, 2/3), [2/3, 1] (k = 2 if H != W)", True, False,
+        "rot90",
+        "homeomorphism",
+        rot90,
+        "quarter turns k = 1, 2, 3 for s in [0, 1/3), [1/3, 2/3), [2/3, 1] (k = 2 if H != W)",
+        True,
+        False,
     ),
     Operator("rotate", "homeomorphism", rotate, f"angle ±{ROTATE_MAX_DEG:g}·s degrees", True, True),
     Operator(
-        "gaussian_noise", "boundary", gaussian_noise, f"noise std {NOISE_MAX_STD:g}·s grey levels",
-        False, True,
+        "gaussian_noise",
+        "boundary",
+        gaussian_noise,
+        f"noise std {NOISE_MAX_STD:g}·s grey levels",
+        False,
+        True,
     ),
     Operator(
-        "gaussian_blur", "smoothing", gaussian_blur, f"sigma {BLUR_MAX_SIGMA_FRAC:g}·s·min(H, W) pixels",
-        False, True,
+        "gaussian_blur",
+        "smoothing",
+        gaussian_blur,
+        f"sigma {BLUR_MAX_SIGMA_FRAC:g}·s·min(H, W) pixels",
+        False,
+        True,
     ),
-    Operator(
-        "contrast", "intensity", contrast, f"factor 2^(±{CONTRAST_MAX_LOG2:g}·s) about the mean", False, True
-    ),
+    Operator("contrast", "intensity", contrast, f"factor 2^(±{CONTRAST_MAX_LOG2:g}·s) about the mean", False, True),
     Operator("brightness", "intensity", brightness, f"offset ±{BRIGHTNESS_MAX:g}·s grey levels", False, True),
     Operator("dilation", "morphology", dilation, _MORPH_NATIVE, False, True),
     Operator("erosion", "morphology", erosion, _MORPH_NATIVE, False, True),

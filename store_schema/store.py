@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -274,7 +274,7 @@ class Store:
         return d
 
 
-def open_store(where: str | os.PathLike[str] | Location, *, mode: str = "r") -> Store:
+def open_store(where: str | os.PathLike[str] | Location, *, mode: Literal["r", "r+"] = "r") -> Store:
     """Open a store for reading (``mode='r'``, the default) or, for the build driver, ``'r+'``.
 
     Raises:

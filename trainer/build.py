@@ -41,7 +41,9 @@ def _load_part(module: nn.Module, checkpoint: str, expected_stage: str) -> dict[
     return ck
 
 
-def build_backbone(cfg: TrainConfig, g: Geometry, *, load_inits: bool = True) -> nn.Module:
+def build_backbone(
+    cfg: TrainConfig, g: Geometry, *, load_inits: bool = True
+) -> VisualEncoder | TopologyEncoder | FusedEncoder:
     """The module a method trains in ``cfg.stage``: visual encoder, topology encoder, or the fused model.
 
     For the joint stage the two encoders start from the stage-1 and stage-2 checkpoints when given (the paper's

@@ -178,7 +178,7 @@ def run_suffix(cfg: TrainConfig) -> str:
     import hashlib
     import re
 
-    defaults = {
+    defaults: dict[str, Any] = {
         f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
         for f in dataclasses.fields(TrainConfig)
     }

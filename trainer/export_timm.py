@@ -55,7 +55,7 @@ def _recipe(small_input: bool) -> str:
     return TIMM_RECIPE if not small_input else "".join([*lines[:2], SMALL_STEM_RECIPE, *lines[2:]])
 
 
-def timm_metadata(visual: nn.Module, *, channels: int, size: int) -> dict[str, Any]:
+def timm_metadata(visual: Any, *, channels: int, size: int) -> dict[str, Any]:
     """The ``create_model`` arguments and data config of a :class:`~topo.trainer.models.visual.VisualEncoder`."""
     small = bool(getattr(visual, "small_input", False))
     overlay = {
@@ -79,12 +79,12 @@ def timm_metadata(visual: nn.Module, *, channels: int, size: int) -> dict[str, A
     }
 
 
-def write_timm_weights(visual: nn.Module, out: Path) -> None:
+def write_timm_weights(visual: Any, out: Path) -> None:
     """``visual_encoder.pt``: the timm model's own state dict (no ``net.`` prefix)."""
     torch.save({k: v.detach().clone() for k, v in visual.net.state_dict().items()}, out / "visual_encoder.pt")
 
 
-def write_hf_folder(visual: nn.Module, meta: dict[str, Any], out: Path) -> str | None:
+def write_hf_folder(visual: Any, meta: dict[str, Any], out: Path) -> str | None:
     """``hf/config.json`` + ``hf/model.safetensors`` in timm's Hub layout, or why not (returned as text)."""
     if getattr(visual, "small_input", False):
         return "not written: timm cannot rebuild the small-input stem from config.json"
@@ -110,7 +110,11 @@ def write_hf_folder(visual: nn.Module, meta: dict[str, Any], out: Path) -> str |
 class TupleFused(nn.Module):
     """The fused encoder behind a tuple signature: ``(image, pd_h0, n_h0, pd_h1, n_h1) -> (features, gates)``."""
 
-    def __init__(self, fused: nn.Module) -> None:
+    visual: nn.Module
+    topology: nn.Module
+    fusion: nn.Module
+
+    def __init__(self, fused: Any) -> None:  # a FusedEncoder
         super().__init__()
         self.visual, self.topology, self.fusion = fused.visual, fused.topology, fused.fusion
 
@@ -133,7 +137,7 @@ def example_view(geometry: dict[str, Any], size: int, batch: int = 2) -> dict[st
     }
 
 
-def write_traced_fused(fused: nn.Module, geometry: dict[str, Any], size: int, out: Path) -> dict[str, Any]:
+def write_traced_fused(fused: Any, geometry: dict[str, Any], size: int, out: Path) -> dict[str, Any]:
     """``fused_traced.pt``: a TorchScript trace of :class:`TupleFused`; returns its signature for the metadata."""
     wrapped = TupleFused(fused).eval()
     ex = example_view(geometry, size)

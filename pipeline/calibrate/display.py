@@ -26,9 +26,7 @@ def format_ranges(ranges: Mapping[str, Mapping[str, Any]] | pa.Table) -> Any:
     if isinstance(ranges, pa.Table):
         data: dict[str, dict[str, tuple[float, float] | None]] = {}
         for r in ranges.to_pylist():
-            data.setdefault(r["combination"], {})[r["band"]] = (
-                None if r["lo"] is None else (r["lo"], r["hi"])
-            )
+            data.setdefault(r["combination"], {})[r["band"]] = None if r["lo"] is None else (r["lo"], r["hi"])
             if r["reason"] or r.get("note"):
                 reasons[(r["combination"], r["band"])] = r["reason"] or r["note"]
     else:
@@ -82,9 +80,7 @@ def plot_calibration(
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False, sharey=True)
     colours = ["tab:green", "tab:red", "tab:purple", "tab:orange"]
     s_all = table.column("s").to_numpy()
-    med, p10, p90 = (
-        table.column(k).to_numpy(zero_copy_only=False) for k in ("delta_median", "delta_p10", "delta_p90")
-    )
+    med, p10, p90 = (table.column(k).to_numpy(zero_copy_only=False) for k in ("delta_median", "delta_p10", "delta_p90"))
     for ax, name in zip(axes.flat, names, strict=False):
         sel = np.array([c == name for c in comb])
         ax.fill_between(s_all[sel], p10[sel], p90[sel], alpha=0.25, color="tab:blue", label="p10–p90")

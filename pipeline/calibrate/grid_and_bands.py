@@ -83,7 +83,5 @@ def parse_bands(text: str) -> dict[str, tuple[float, float]]:
                 raise ValueError
             out[name.strip()] = (float(lo), float(hi))
         except ValueError:
-            raise ValueError(
-                f"bands must look like weak=0.05:0.15,strong=0.15:0.25; cannot read {item!r}"
-            ) from None
+            raise ValueError(f"bands must look like weak=0.05:0.15,strong=0.15:0.25; cannot read {item!r}") from None
     return _check_bands(out)

@@ -90,10 +90,7 @@ def select_samples(labels: np.ndarray, candidates: np.ndarray, samples: int, see
     order = np.lexsort((classes, -(exact - take)))  # largest fractional part first, then class id
     take[order[:rest]] += 1
     rng = np.random.default_rng(seed)
-    chosen = [
-        rng.choice(candidates[lab == c], size=int(k), replace=False)
-        for c, k in zip(classes, take, strict=True)
-    ]
+    chosen = [rng.choice(candidates[lab == c], size=int(k), replace=False) for c, k in zip(classes, take, strict=True)]
     return np.sort(np.concatenate(chosen))
 
 
@@ -199,8 +196,9 @@ def run_calibration(
 
         evaluations = 0
         if todo:  # a fully resumed run needs no Ray at all
-            evaluations = _run_blocks(root, blocks, todo, done, combos, grid_t, int(seed), bool(full_image),
-                                      resources, progress)
+            evaluations = _run_blocks(
+                root, blocks, todo, done, combos, grid_t, int(seed), bool(full_image), resources, progress
+            )
 
         deltas = pa.concat_tables([pq.read_table(root / _part_key(b)) for b in range(len(blocks))])
         table = summarize(deltas, names, grid_t)

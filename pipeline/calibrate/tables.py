@@ -119,15 +119,23 @@ def _band_interval(
     inside = (f >= lo) & (f <= hi)
     if not inside.any():
         if f.max() < lo:
-            return None, (
-                f"median δ reaches at most {f.max():.1%} (at s = {s.max():g}), below the band "
-                f"{lo:.0%}–{hi:.0%}: the combination cannot reach it on this grid"
-            ), None
+            return (
+                None,
+                (
+                    f"median δ reaches at most {f.max():.1%} (at s = {s.max():g}), below the band "
+                    f"{lo:.0%}–{hi:.0%}: the combination cannot reach it on this grid"
+                ),
+                None,
+            )
         if f.min() > hi:
-            return None, (
-                f"median δ is already {f.min():.1%} at the smallest s = {s.min():g}, above the band "
-                f"{lo:.0%}–{hi:.0%}: add smaller intensities to the grid"
-            ), None
+            return (
+                None,
+                (
+                    f"median δ is already {f.min():.1%} at the smallest s = {s.min():g}, above the band "
+                    f"{lo:.0%}–{hi:.0%}: add smaller intensities to the grid"
+                ),
+                None,
+            )
         return None, f"median δ jumps over the band {lo:.0%}–{hi:.0%} between two fine-grid intensities", None
     where = np.flatnonzero(inside)
     a, b = float(fine[where[0]]), float(fine[where[-1]])

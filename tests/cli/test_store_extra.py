@@ -66,8 +66,9 @@ def test_pack_command_refuses_missing_store(cli: typer.Typer, runner: CliRunner,
 
 def test_export_datalist_command(cli: typer.Typer, runner: CliRunner, small_store: Path, tmp_path: Path) -> None:
     out = tmp_path / "datalist.json"
-    r = runner.invoke(cli, ["store", "export-datalist", str(small_store), str(out), "--split", "train",
-                            "--split", "test"])
+    r = runner.invoke(
+        cli, ["store", "export-datalist", str(small_store), str(out), "--split", "train", "--split", "test"]
+    )
     assert r.exit_code == 0, r.output
     doc = json.loads(out.read_text())
     assert "training" in doc and "test" in doc and "validation" not in doc
@@ -82,8 +83,7 @@ def test_datalist_content(small_store: Path, tmp_path: Path) -> None:
     assert json.loads(out.read_text()) == doc
     m = st.manifest().to_pylist()
     assert {k: len(doc[k]) for k in ("training", "validation", "test")} == {
-        k: sum(r["split"] == s for r in m) for k, s in (("training", "train"), ("validation", "val"),
-                                                        ("test", "test"))
+        k: sum(r["split"] == s for r in m) for k, s in (("training", "train"), ("validation", "val"), ("test", "test"))
     }
     assert doc["numTraining"] == len(doc["training"]) and doc["numTest"] == len(doc["test"])
     assert doc["labels"] == {"0": "malignant", "1": "normal, benign"}

@@ -204,5 +204,9 @@ def test_operator_records_are_frozen_and_documented() -> None:
     with pytest.raises(AttributeError):
         op.name = "other"  # type: ignore[misc]
     assert {o.category for o in OPERATORS.values()} == {
-        "homeomorphism", "boundary", "smoothing", "intensity", "morphology",
+        "homeomorphism",
+        "boundary",
+        "smoothing",
+        "intensity",
+        "morphology",
     }

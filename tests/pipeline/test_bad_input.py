@@ -48,8 +48,11 @@ def _png_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1))) + chunk(
-        b"IEND", b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
+        + chunk(b"IEND", b"")
     )
 
 
@@ -94,8 +97,9 @@ def folder_store(ray_session, folder, tmp_path_factory) -> Path:
 
     root, _ = folder
     out = tmp_path_factory.mktemp("badstore") / "s.zarr"
-    s = build_store(BuildConfig(dataset="folder", data_dir=str(root), out=out, image_size=SIZE, chunk_size=8,
-                                progress=False))
+    s = build_store(
+        BuildConfig(dataset="folder", data_dir=str(root), out=out, image_size=SIZE, chunk_size=8, progress=False)
+    )
     assert s.complete
     return out
 
@@ -198,8 +202,20 @@ def test_strict_stops_naming_the_sample(ray_session, folder, tmp_path: Path) -> 
 
     root, _ = folder
     out = tmp_path / "strict.zarr"
-    args = ["build-store", "--dataset", "folder", "--data-dir", str(root), "--out", str(out), "--image-size",
-            str(SIZE), "--chunk-size", "8", "--no-progress"]
+    args = [
+        "build-store",
+        "--dataset",
+        "folder",
+        "--data-dir",
+        str(root),
+        "--out",
+        str(out),
+        "--image-size",
+        str(SIZE),
+        "--chunk-size",
+        "8",
+        "--no-progress",
+    ]
     runner = CliRunner(env={"COLUMNS": "300", "NO_COLOR": "1"})
     r = runner.invoke(app, [*args, "--strict"])
     assert r.exit_code == 1, r.output

@@ -169,8 +169,16 @@ def test_truncated_samples_equal_gudhis_top_k(ray_session, tmp_path: Path) -> No
     from topo.pipeline.job import BuildConfig, build_store
 
     out = tmp_path / "k8.zarr"
-    build_store(BuildConfig(dataset="demo", out=out, limit=48, chunk_size=48, progress=False,
-                            filtration=FiltrationSpec(k0=8, k1=8, full_diagrams=True)))
+    build_store(
+        BuildConfig(
+            dataset="demo",
+            out=out,
+            limit=48,
+            chunk_size=48,
+            progress=False,
+            filtration=FiltrationSpec(k0=8, k1=8, full_diagrams=True),
+        )
+    )
     st = open_store(out)
     idx = st.indices()
     ours = read_diagrams(st)
@@ -219,10 +227,12 @@ def test_to_giotto(store_and_gudhi) -> None:
         assert _same_points(row[:k0, :2], h0)
         assert _same_points(row[max(n0) : max(n0) + k1, :2], o[1])
     # Padding: points on the diagonal at that dimension's smallest birth over the batch, never zeros.
-    for dim, (lo, hi, counts, births) in enumerate([
-        (0, max(n0), n0, np.concatenate([h[:, 0] for h in h0s])),
-        (max(n0), max(n0) + max(n1), n1, np.concatenate([o[1][:, 0] for o in dg])),
-    ]):
+    for dim, (lo, hi, counts, births) in enumerate(
+        [
+            (0, max(n0), n0, np.concatenate([h[:, 0] for h in h0s])),
+            (max(n0), max(n0) + max(n1), n1, np.concatenate([o[1][:, 0] for o in dg])),
+        ]
+    ):
         s = int(np.argmin(counts))
         pad = g[s, lo + counts[s] : hi]
         assert len(pad) > 0, dim

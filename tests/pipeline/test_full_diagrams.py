@@ -12,8 +12,16 @@ from topo.store_schema import StoreError, open_store
 
 def test_full_diagrams_hold_every_pair_and_extend_the_top_k(ray_session, tmp_path, small_store):
     out = tmp_path / "full.zarr"
-    build_store(BuildConfig(dataset="demo", out=out, limit=40, chunk_size=16, progress=False,
-                            filtration=FiltrationSpec(full_diagrams=True)))
+    build_store(
+        BuildConfig(
+            dataset="demo",
+            out=out,
+            limit=40,
+            chunk_size=16,
+            progress=False,
+            filtration=FiltrationSpec(full_diagrams=True),
+        )
+    )
     st = open_store(out)
     assert st.persistence_spec["full_diagrams"] is True
     spec = FiltrationSpec.from_json(st.persistence_spec)

@@ -109,8 +109,21 @@ def test_kill_and_resume_gives_the_uninterrupted_store(ray_session, tmp_path: Pa
 
     data = _dataset(tmp_path / "data")
     out = tmp_path / "killed.zarr"
-    cmd = [str(TOPO), "build-store", "--dataset", "folder", "--data-dir", str(data), "--out", str(out),
-           "--chunk-size", str(CHUNK), "--num-cpus", "2", "--no-progress"]
+    cmd = [
+        str(TOPO),
+        "build-store",
+        "--dataset",
+        "folder",
+        "--data-dir",
+        str(data),
+        "--out",
+        str(out),
+        "--chunk-size",
+        str(CHUNK),
+        "--num-cpus",
+        "2",
+        "--no-progress",
+    ]
     rng = random.Random(20240611)
     deadline = time.monotonic() + 150
     done_before: dict[str, int] = {}
@@ -141,8 +154,9 @@ def test_kill_and_resume_gives_the_uninterrupted_store(ray_session, tmp_path: Pa
         assert not (out / StoreFiles.MANIFEST).exists()
         done_before = parts
 
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-                         start_new_session=True)
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True
+    )
     try:
         stdout, stderr = p.communicate(timeout=120)
     finally:
@@ -158,8 +172,16 @@ def test_kill_and_resume_gives_the_uninterrupted_store(ray_session, tmp_path: Pa
     assert not (out / StoreFiles.CHUNK_PARTS).exists()
 
     ref = tmp_path / "reference.zarr"
-    s = build_store(BuildConfig(dataset="folder", data_dir=str(data), out=ref, chunk_size=CHUNK, progress=False,
-                                resources=RayResources(num_cpus=2)))
+    s = build_store(
+        BuildConfig(
+            dataset="folder",
+            data_dir=str(data),
+            out=ref,
+            chunk_size=CHUNK,
+            progress=False,
+            resources=RayResources(num_cpus=2),
+        )
+    )
     assert s.complete and s.chunks_computed == N_CHUNKS
     a, b = open_store(out), open_store(ref)
     assert a.fingerprint == b.fingerprint

@@ -232,8 +232,16 @@ def test_full_diagrams_travel_with_the_store(ray_session, tmp_path: Path) -> Non
     from topo.pipeline.persistence import FiltrationSpec
 
     src = tmp_path / "full.zarr"
-    build_store(BuildConfig(dataset="demo", out=src, limit=40, chunk_size=16, progress=False,
-                            filtration=FiltrationSpec(full_diagrams=True)))
+    build_store(
+        BuildConfig(
+            dataset="demo",
+            out=src,
+            limit=40,
+            chunk_size=16,
+            progress=False,
+            filtration=FiltrationSpec(full_diagrams=True),
+        )
+    )
     z = pack_store(src, tmp_path / "full.zip").path
     with zipfile.ZipFile(z) as zf:
         assert {f"full_diagrams/{c:07d}.parquet" for c in range(3)} <= set(zf.namelist())

@@ -37,9 +37,7 @@ def _mlp(dims: list[int], final_act: bool) -> int:
     return total
 
 
-def expected_params(
-    *, width: int = 384, out_dim: int = 256, self_attn: bool = True, cross: bool = True
-) -> dict:
+def expected_params(*, width: int = 384, out_dim: int = 256, self_attn: bool = True, cross: bool = True) -> dict:
     parts = {"point_mlp": _mlp([4, 64, 128, 256, width], final_act=True)}
     if self_attn:
         parts["self_attn"] = 2 * _mha(width)

@@ -95,8 +95,9 @@ def extract_features(
         xs.append(f.float().cpu().numpy())
         ys.append(np.asarray(batch["label"]))
         ids += list(batch["sample_id"])
-        if gate_weights and getattr(encoder, "last_gate_weights", None) is not None:
-            gates.append(encoder.last_gate_weights.float().cpu().numpy())
+        last_gates = getattr(encoder, "last_gate_weights", None)  # set by a fused encoder's forward
+        if gate_weights and last_gates is not None:
+            gates.append(last_gates.float().cpu().numpy())
         seen += len(ys[-1])
         if limit is not None and seen >= limit:
             break

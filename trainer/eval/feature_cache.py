@@ -54,7 +54,7 @@ def cached_features(
     size = cfg.image_size or ck["geometry"]["height"]
     full_image = cfg.topo_views == "full_image"  # Table 4 (b): whole-view diagrams at eval too
     options = {"stage": cfg.stage, "image_size": size, "full_image": full_image}
-    key = cache_key(checkpoint, open_store(store).fingerprint, options)
+    key = cache_key(checkpoint, str(open_store(store).fingerprint), options)
     if (cache / FEATURES_INDEX).exists() and load_feature_meta(cache).get("cache_key") == key:
         gates = np.load(gates_file, allow_pickle=False) if gates_file.exists() else np.zeros((0, 0), np.float32)
         return load_features(cache), gates, key

@@ -118,9 +118,7 @@ def knn_predict(
         TestSplitAccessError: If the memory bank is the test split.
         ValueError: On invalid options (see :func:`knn_scores`).
     """
-    scores = knn_scores(
-        train, query, k=k, temperature=temperature, num_classes=num_classes, block_size=block_size
-    )
+    scores = knn_scores(train, query, k=k, temperature=temperature, num_classes=num_classes, block_size=block_size)
     return scores.argmax(axis=1).astype(np.int64)
 
 
@@ -150,7 +148,5 @@ def knn_accuracy(
         TestSplitAccessError: If the memory bank is the test split.
         ValueError: On invalid options (see :func:`knn_scores`).
     """
-    pred = knn_predict(
-        train, query, k=k, temperature=temperature, num_classes=num_classes, block_size=block_size
-    )
+    pred = knn_predict(train, query, k=k, temperature=temperature, num_classes=num_classes, block_size=block_size)
     return float(np.mean(pred == query.y))

@@ -38,17 +38,18 @@ class VisualEncoder(nn.Module):
         super().__init__()
         self.name, self.small_input = name, small_input
         # timm models carry model-specific attributes (conv1, num_features) that nn.Module does not declare.
-        self.net: Any = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
+        net: Any = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
         if small_input:
-            if not (hasattr(self.net, "conv1") and hasattr(self.net, "maxpool")):
+            if not (hasattr(net, "conv1") and hasattr(net, "maxpool")):
                 raise ValueError(f"small_input needs a ResNet-style stem (conv1 + maxpool); {name} has none")
-            out_ch = self.net.conv1.out_channels
-            self.net.conv1 = nn.Conv2d(in_chans, out_ch, kernel_size=3, stride=1, padding=1, bias=False)
-            self.net.maxpool = nn.Identity()
+            out_ch = net.conv1.out_channels
+            net.conv1 = nn.Conv2d(in_chans, out_ch, kernel_size=3, stride=1, padding=1, bias=False)
+            net.maxpool = nn.Identity()
         if weights is not None:
             state = torch.load(weights, map_location="cpu", weights_only=True)
-            self.net.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-        self.feat_dim: int = int(self.net.num_features)
+            net.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        self.net = net
+        self.feat_dim: int = int(net.num_features)
 
     def forward(self, view: Mapping[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
         """Features of ``view["image"]``, or of a plain image tensor (what timm and tracing tools pass)."""

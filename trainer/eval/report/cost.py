@@ -97,9 +97,7 @@ def model_cost(model: nn.Module, example_input: Any, *, backward: bool = False) 
             with counter, torch.enable_grad():
                 outputs = _float_outputs(model(*args, **kwargs))
                 if not outputs:
-                    raise ValueError(
-                        "backward=True needs a model output that requires grad (trainable parameters)"
-                    )
+                    raise ValueError("backward=True needs a model output that requires grad (trainable parameters)")
                 torch.stack([o.sum() for o in outputs]).sum().backward()
         finally:
             for p, g in zip(params, saved, strict=True):

@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _check_gate_inputs(
-    weights: np.ndarray, labels: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _check_gate_inputs(weights: np.ndarray, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] < 1:
         raise ValueError(f"weights must have shape (N, n_experts) with N, n_experts >= 1, got {w.shape}")
@@ -20,9 +18,7 @@ def _check_gate_inputs(
         return w, None
     lab = np.asarray(labels)
     if lab.shape != (w.shape[0],) or not np.issubdtype(lab.dtype, np.integer) or (lab < 0).any():
-        raise ValueError(
-            f"labels must be non-negative integers of shape ({w.shape[0]},), got {lab.shape} {lab.dtype}"
-        )
+        raise ValueError(f"labels must be non-negative integers of shape ({w.shape[0]},), got {lab.shape} {lab.dtype}")
     return w, lab
 
 

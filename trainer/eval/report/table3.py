@@ -196,9 +196,7 @@ def _make_cell(
     paired = sorted(set(base.seeds) & set(topo.seeds))
     unpaired = sorted(set(base.seeds) ^ set(topo.seeds))
     if unpaired:
-        warnings.append(
-            f"seed(s) {unpaired} have only one variant: they enter the means but not the paired t-test"
-        )
+        warnings.append(f"seed(s) {unpaired} have only one variant: they enter the means but not the paired t-test")
     return Cell(
         name,
         base,
@@ -242,8 +240,7 @@ def build_table(
         bucket = runs.setdefault((r.method, r.dataset, r.variant), {})
         if r.seed in bucket:
             raise ValueError(
-                f"duplicate run: dataset={r.dataset!r} method={r.method!r} "
-                f"variant={r.variant!r} seed={r.seed}"
+                f"duplicate run: dataset={r.dataset!r} method={r.method!r} variant={r.variant!r} seed={r.seed}"
             )
         bucket[r.seed] = (r.acc, r.auc)
 
@@ -254,9 +251,7 @@ def build_table(
         if len(set(given_t)) != len(given_t):
             raise ValueError(f"{what} contains duplicates: {list(given_t)}")
         if set(given_t) != set(seen):
-            raise ValueError(
-                f"{what} {list(given_t)} must list exactly the {what} in results: {sorted(set(seen))}"
-            )
+            raise ValueError(f"{what} {list(given_t)} must list exactly the {what} in results: {sorted(set(seen))}")
         return given_t
 
     ds_order = _order(datasets, [r.dataset for r in records], "datasets")
@@ -264,9 +259,7 @@ def build_table(
 
     rows: list[MethodRow] = []
     for m in m_order:
-        cells = tuple(
-            _make_cell(d, runs.get((m, d, "baseline"), {}), runs.get((m, d, "topocl"), {})) for d in ds_order
-        )
+        cells = tuple(_make_cell(d, runs.get((m, d, "baseline"), {}), runs.get((m, d, "topocl"), {})) for d in ds_order)
         avg_runs: dict[str, dict[int, tuple[float, float]]] = {}
         avg_warnings: list[str] = []
         for v in VARIANTS:
@@ -284,8 +277,6 @@ def build_table(
                 for s in complete
             }
         avg = _make_cell(AVG, avg_runs["baseline"], avg_runs["topocl"])
-        avg = Cell(
-            avg.dataset, avg.baseline, avg.topocl, avg.acc, avg.auc, tuple(avg_warnings) + avg.warnings
-        )
+        avg = Cell(avg.dataset, avg.baseline, avg.topocl, avg.acc, avg.auc, tuple(avg_warnings) + avg.warnings)
         rows.append(MethodRow(m, cells, avg))
     return Table3(datasets=ds_order, rows=tuple(rows))
