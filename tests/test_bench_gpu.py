@@ -24,7 +24,7 @@ def test_gpu_caps_fit_eight_minutes():
 def test_dry_run_writes_every_part(tmp_path):
     proc = subprocess.run(
         ["bash", str(REPO / "bench" / "gpu.sh"), "--dry-run", "--out-dir", str(tmp_path)],
-        env={**os.environ, "PYTHON": sys.executable},  # the interpreter running the tests, venv or not
+        env={**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"},  # this interpreter, venv or not
         capture_output=True,
         text=True,
         timeout=900,

@@ -8,6 +8,7 @@ import typer
 
 from topo.cli.app import app
 from topo.pipeline.build_config import BuildConfig
+from topo.trainer.config import TrainConfig
 
 
 def _options(command: str) -> dict:
@@ -36,3 +37,20 @@ def test_build_store_defaults_are_the_build_configs():
     filtration = _default(fields["filtration"])
     assert options["full_diagrams"] == filtration.full_diagrams
     assert options["superlevel"] == (filtration.direction == "superlevel")
+
+
+# The CLI runs all three stages unless told otherwise; a TrainConfig is one stage. Lists are comma-separated text.
+TRAIN_CLI_ONLY = {"stage"}
+
+
+def test_train_defaults_are_the_train_configs():
+    options = _options("train")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    shared = [n for n in options if n in fields and n not in TRAIN_CLI_ONLY]
+    shared = [n for n in shared if _default(fields[n]) is not dataclasses.MISSING]  # store: found in the workspace
+    assert len(shared) >= 25
+    for name in shared:
+        default = _default(fields[name])
+        if isinstance(default, tuple):
+            default = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
+        assert options[name] == default, name

@@ -27,6 +27,6 @@ def _soak():
 
 def test_random_kills_in_every_phase_resume_to_the_same_store(tmp_path: Path) -> None:
     soak = _soak()
-    results = soak.soak(trials=3, seed=19, images=32, chunk=8, work=tmp_path, phases=("create", "compute", "finalise"))
+    results = soak.soak(trials=3, seed=19, images=16, chunk=4, work=tmp_path, phases=("create", "compute", "finalise"))
     assert all(r["identical"] for r in results), results
     assert sum(r["kill"] == "killed" for r in results) >= 2, results  # the kills must land, or nothing was tested
