@@ -5,19 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rich.console import Console
+from fixtures.consoles import use_console_width
 from typer.testing import CliRunner
 
 import topo.cli.app as app_mod
-import topo.cli.store_extra as store_extra
 
 
 @pytest.fixture(autouse=True)
 def narrow_console(monkeypatch):
     """80 columns, as in a plain terminal or a CI log."""
-    for mod in (app_mod, store_extra):
-        monkeypatch.setattr(mod, "out", Console(width=80))
-        monkeypatch.setattr(mod, "err", Console(width=80, stderr=True))
+    use_console_width(monkeypatch, 80)
 
 
 def _cases(ws: Path, files: dict[str, Path]) -> list[list[str]]:
