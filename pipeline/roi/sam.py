@@ -146,6 +146,29 @@ class SamRoi(RoiBackend):
 
         self.transform = ResizeLongestSide(self.sam.image_encoder.img_size)
 
+    def _decode_box(self, image: np.ndarray, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """SAM's three low-resolution masks and their IoU scores for one image's box prompt.
+
+        The box is inset in the field of view, with a positive point at its centre; ``embedding`` is ``(1, C, h, w)``.
+        """
+        sam = self.sam
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = fov_box(image, self.box_margin)
+        box = self.transform.apply_boxes(np.array([[x0, y0, x1, y1]]), (h, w))
+        pt = self.transform.apply_coords(np.array([[[(x0 + x1) / 2, (y0 + y1) / 2]]]), (h, w))
+        sparse, dense = sam.prompt_encoder(
+            points=(torch.as_tensor(pt, dtype=torch.float, device=self.device), torch.ones(1, 1, device=self.device)),
+            boxes=torch.as_tensor(box, dtype=torch.float, device=self.device),
+            masks=None,
+        )
+        return sam.mask_decoder(
+            image_embeddings=embedding,
+            image_pe=sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+        )
+
     def params(self) -> dict[str, Any]:
         p = {**super().params(), "model": self.model_name, "mode": self.mode, "checkpoint_md5": self.checkpoint["md5"]}
         p.update(
@@ -181,24 +204,7 @@ class SamRoi(RoiBackend):
         out = []
         for i, (im, x) in enumerate(zip(images, inputs, strict=True)):
             h, w = im.shape[:2]
-            x0, y0, x1, y1 = fov_box(im, self.box_margin)
-            box = self.transform.apply_boxes(np.array([[x0, y0, x1, y1]]), (h, w))
-            pt = self.transform.apply_coords(np.array([[[(x0 + x1) / 2, (y0 + y1) / 2]]]), (h, w))
-            sparse, dense = sam.prompt_encoder(
-                points=(
-                    torch.as_tensor(pt, dtype=torch.float, device=self.device),
-                    torch.ones(1, 1, device=self.device),
-                ),
-                boxes=torch.as_tensor(box, dtype=torch.float, device=self.device),
-                masks=None,
-            )
-            low, iou = sam.mask_decoder(
-                image_embeddings=emb[i : i + 1],
-                image_pe=sam.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=True,
-            )
+            low, iou = self._decode_box(im, emb[i : i + 1])
             masks = sam.postprocess_masks(low, input_size=tuple(x.shape[-2:]), original_size=(h, w))
             best = int(iou[0].argmax())
             out.append((masks[0, best] > sam.mask_threshold).cpu().numpy())

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from topo.pipeline.roi.sam import SamRoi, fov_box
+from topo.pipeline.roi.sam import SamRoi
 
 
 def _sdpa_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
@@ -71,14 +71,6 @@ class BatchedSamRoi(SamRoi):
         if self.use_sdpa:
             enable_sdpa(self.sam.image_encoder)
 
-    def _prompt(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The reference path's prompt in image pixels: box ``[[x0, y0, x1, y1]]`` and positive point ``[[[x, y]]]``.
-
-        Keep this the same as ``SamRoi``'s box prompt: the test compares the two paths mask for mask.
-        """
-        x0, y0, x1, y1 = fov_box(image, self.box_margin)  # inset within the field of view, as the reference
-        return np.array([[x0, y0, x1, y1]]), np.array([[[(x0 + x1) / 2, (y0 + y1) / 2]]])
-
     def _encode(self, images: list[np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         sam, size = self.sam, self.sam.image_encoder.img_size
         resized = [self.transform.apply_image(im) for im in images]  # the predictor's own resize, on the CPU
@@ -96,29 +88,10 @@ class BatchedSamRoi(SamRoi):
         return emb.float(), [r.shape[:2] for r in resized]
 
     def _box_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        sam = self.sam
         emb, input_sizes = self._encode(images)
         best = []
         for i, im in enumerate(images):
-            h, w = im.shape[:2]
-            box_px, pt_px = self._prompt(im)
-            box = self.transform.apply_boxes(box_px, (h, w))
-            pt = self.transform.apply_coords(pt_px, (h, w))
-            sparse, dense = sam.prompt_encoder(
-                points=(
-                    torch.as_tensor(pt, dtype=torch.float, device=self.device),
-                    torch.ones(1, 1, device=self.device),
-                ),
-                boxes=torch.as_tensor(box, dtype=torch.float, device=self.device),
-                masks=None,
-            )
-            low, iou = sam.mask_decoder(
-                image_embeddings=emb[i : i + 1],
-                image_pe=sam.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=True,
-            )
+            low, iou = self._decode_box(im, emb[i : i + 1])  # the reference path's prompt, exactly
             best.append(low[0, iou[0].argmax()])  # indexing by a device tensor: no sync per image
         return self._upsample(best, input_sizes, [im.shape[:2] for im in images])
 
