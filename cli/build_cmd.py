@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from topo.cli.common import BUILD, Workspace, err, fail, out
@@ -134,6 +135,13 @@ def build_store_cmd(
     out.print(t)
     if s.fingerprint:
         print_full(out, "fingerprint:", s.fingerprint)  # whole, whatever the width: the table may cut it
+    if s.complete:
+        from topo.store_schema import open_store
+        from topo.store_schema.calibration import calibrate_hint
+
+        built = open_store(s.store)
+        if not built.attrs.get("calibration"):
+            err.print(f"next: calibrate the augmentations with {escape(calibrate_hint(built))}", soft_wrap=True)
     for sid, reason in s.failures[:5]:
         err.print(f"[yellow]failed[/] {sid}: {reason}")
     if s.counts.get("failed"):

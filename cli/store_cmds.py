@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from topo.cli.common import DatasetOpt, Workspace, err, fail, open_or_fail, out, store_arg
@@ -21,6 +22,8 @@ def store_info(
     workspace: Workspace = None,
 ) -> None:
     """Dataset, counts, schema version, fingerprint, filtration, ROI, provenance, licence, calibration."""
+    from topo.store_schema.calibration import calibrate_hint
+
     st = open_or_fail(store_arg(pick_store(path, store, err), dataset, workspace))
     d = st.describe()
     if as_json:
@@ -58,7 +61,7 @@ def store_info(
     cal = d.get("calibration")
     t.add_row(
         "calibration",
-        "none (run `topo calibrate-aug`)"
+        f"none (run {escape(calibrate_hint(st))})"
         if not cal
         else f"bands {cal.get('bands')}, {cal.get('samples')} images, seed {cal.get('seed')}",
     )

@@ -7,6 +7,7 @@ attribute; consumers (the trainer) read them here, without importing the pipelin
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,32 @@ def _as_store(store: Store | str | os.PathLike[str]) -> Store:
     return store if isinstance(store, Store) else open_store(store)
 
 
+def calibrate_hint(store: Store | str | os.PathLike[str], *, full_image: bool = False, grid: int | None = None) -> str:
+    """The ``topo calibrate-aug`` command that (re)calibrates ``store``, backticked and ready to paste.
+
+    Every message that tells a person to calibrate comes from here, so none can drift from the command's real
+    options: the store is named with ``--store`` (quoted for a shell, absolute for a directory, so the command
+    works from any folder), and ``--overwrite`` is added when the store already holds a calibration (the command
+    refuses to replace one of another configuration without it).
+
+    Args:
+        store: an open store, or its path/URL.
+        full_image: ask for δ on whole images (``--full-image``).
+        grid: ask for this many intensities (``--grid N``; more than the default reaches bands it missed).
+    """
+    st = _as_store(store)
+    where = os.path.abspath(st.location.path) if st.location.kind == "dir" else str(st.location)
+    cmd = ["topo", "calibrate-aug"]
+    if full_image:
+        cmd.append("--full-image")
+    if grid is not None:
+        cmd += ["--grid", str(grid)]
+    cmd += ["--store", where]
+    if st.attrs.get("calibration"):
+        cmd.append("--overwrite")
+    return f"`{shlex.join(cmd)}`"
+
+
 def calibration_attrs(store: Store | str | os.PathLike[str]) -> dict[str, Any]:
     """The store's ``calibration`` attribute (configuration, bands, grid, ranges, ``full_image``…).
 
@@ -30,7 +57,7 @@ def calibration_attrs(store: Store | str | os.PathLike[str]) -> dict[str, Any]:
     st = _as_store(store)
     cal = st.attrs.get("calibration")
     if not isinstance(cal, dict) or "ranges" not in cal:
-        raise StoreError(f"{st.location} has no calibration; run `topo calibrate-aug --store {st.location}` first")
+        raise StoreError(f"{st.location} has no calibration; run {calibrate_hint(st)} first")
     return cal
 
 

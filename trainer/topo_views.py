@@ -46,6 +46,10 @@ _DIHEDRAL = ("hflip", "vflip", "rot90")
 operators_module = _pipeline_augment
 
 
+class NoCalibratedBandError(ValueError):
+    """The store's calibration has no range for a strength the pairing needs (or no calibration was given)."""
+
+
 @dataclass(frozen=True)
 class Draw:
     """One view's augmentation: which combination, at which intensity per operator (kept for tests and logging)."""
@@ -111,9 +115,10 @@ class TopoViews:
                             self.op_ranges[strength][ops[0]] = (float(rng[0]), float(rng[1]))
             for strength in set(pairing.split("+")):
                 if not self.choices[strength]:
-                    raise ValueError(
-                        f"no calibrated combination reaches the topo-{strength} band; run `topo calibrate-aug` "
-                        "on this store (or widen its grid), or use --pairing standard"
+                    # No command here: the store is not known; the trainer adds the exact calibrate-aug command.
+                    raise NoCalibratedBandError(
+                        f"no calibrated combination reaches the topo-{strength} band (calibrate-aug found none in "
+                        "its grid); use --pairing standard"
                     )
 
     def set_epoch(self, epoch: int) -> None:

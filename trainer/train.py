@@ -39,7 +39,7 @@ from topo.trainer.methods import build_method
 from topo.trainer.models.fusion import FusedEncoder
 from topo.trainer.run_folder import claim_run_folder
 from topo.trainer.stage_views import make_views, view_definition
-from topo.trainer.topo_views import TopoViews
+from topo.trainer.topo_views import NoCalibratedBandError, TopoViews
 from topo.trainer.train_logs import RunLogs, write_summary
 
 LAST, FINAL = "checkpoints/last.pt", "checkpoints/final.pt"
@@ -84,12 +84,12 @@ def _setup_distributed(cfg: TrainConfig) -> torch.device:
 
 def check_full_image_calibration(store: Any) -> None:
     """``--topo-views full_image`` needs ranges calibrated on whole-image diagrams (Table 4 (b)), not ROI ones."""
-    from topo.store_schema.calibration import calibrated_on_full_image
+    from topo.store_schema.calibration import calibrate_hint, calibrated_on_full_image
 
     if not calibrated_on_full_image(store):
         raise ValueError(
-            "--topo-views full_image needs a whole-image calibration: run `topo calibrate-aug --full-image` on "
-            "this store (its ranges were calibrated on ROI diagrams)"
+            "--topo-views full_image needs a whole-image calibration (this store's ranges were calibrated on ROI "
+            f"diagrams): run {calibrate_hint(store, full_image=True)}"
         )
 
 
@@ -159,14 +159,18 @@ def _data(cfg: TrainConfig, store: Any, spec: FiltrationSpec, local_batch: int, 
     """The train split, with topology-aware views made per sample for the topology branch."""
     transform = None
     if cfg.stage in ("topo", "joint"):
-        from topo.store_schema.calibration import load_ranges
+        from topo.store_schema.calibration import calibrate_hint, load_ranges
 
         ranges = load_ranges(store) if cfg.pairing != "standard" else {}
         if cfg.topo_views == "full_image" and cfg.pairing != "standard":
             check_full_image_calibration(store)
-        transform = TopoViews(
-            ranges, spec, pairing=cfg.pairing, mode=cfg.topo_views, seed=cfg.seed, intensities=cfg.intensities
-        )
+        try:
+            transform = TopoViews(
+                ranges, spec, pairing=cfg.pairing, mode=cfg.topo_views, seed=cfg.seed, intensities=cfg.intensities
+            )
+        except NoCalibratedBandError as e:
+            hint = calibrate_hint(store, grid=16)
+            raise NoCalibratedBandError(f"{e}; or recalibrate with more intensities: {hint}") from None
     keys = ["index", "label"] + (["image"] if cfg.stage == "visual" else ["image", "roi_mask", *DIAGRAM_KEYS])
     return StoreDataset(
         cfg.store,
