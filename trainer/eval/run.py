@@ -91,7 +91,11 @@ def evaluate(
     """Probe the rows of every seed under ``runs/<method>/`` (see :mod:`topo.trainer.eval.rows`), write reports."""
     from topo.store_schema import open_store
 
-    class_names = open_store(store).class_names
+    # The store first: a store this topo cannot read (another schema, a missing array, a failed root digest) is
+    # the error to report, not the runs that could not be found or the features cached from it earlier.
+    st = open_store(store)
+    st.validate()
+    class_names = st.class_names
     results: list[RunResult] = []
     extra_rows: list[RunResult] = []
     figures: list[Path] = []
