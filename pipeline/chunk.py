@@ -65,8 +65,9 @@ class ChunkResult:
     chunk: int
     n: int
     counts: dict[str, int]
-    first_failure: tuple[str, str] | None  # (sample_id, reason)
+    first_failure: tuple[str, str] | None  # (sample_id, reason) of the chunk's lowest-index failed sample
     seconds: float
+    first_failure_index: int | None = None  # that sample's index in the store
 
 
 def prepare(task: ChunkTask, payloads: Sequence[Payload], roi: RoiBackend) -> list[Prepared]:
@@ -174,10 +175,9 @@ def finish(task: ChunkTask, prepared: Sequence[Prepared]) -> ChunkResult:
     _check_lease(task)  # again: the arrays took a while, and the completion record is what a resume trusts
     write_table_atomic(root / StoreFiles.chunk_part(task.chunk), pa.table(rows, schema=MANIFEST_SCHEMA))
     counts = {s.label: sum(p.status == s for p in prepared) for s in (Status.OK, Status.FALLBACK, Status.FAILED)}
-    failed = next(
-        ((r[0], p.reason or "") for r, p in zip(task.records, prepared, strict=True) if p.status == Status.FAILED), None
-    )
-    return ChunkResult(task.chunk, n, counts, failed, time.perf_counter() - t0)
+    at = next((i for i, p in enumerate(prepared) if p.status == Status.FAILED), None)
+    failed = None if at is None else (task.records[at][0], prepared[at].reason or "")
+    return ChunkResult(task.chunk, n, counts, failed, time.perf_counter() - t0, None if at is None else task.start + at)
 
 
 def _check_lease(task: ChunkTask) -> None:

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from topo.pipeline import chunk as chunk_mod
 from topo.pipeline import resume_inputs
 from topo.pipeline.build_config import BuildConfig
+from topo.pipeline.first_failure import Failure, FirstFailure, recorded_failure
 from topo.pipeline.ray_runtime import cluster_cpus, cluster_gpus, ensure_ray
 from topo.pipeline.roi import RoiEntry, roi_entry
 from topo.pipeline.roi.quality import resolve_policy
@@ -168,6 +169,13 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
     resume_inputs.check_or_record(cfg.out, resume_inputs.listing(source, records))  # never mix two datasets
     done = {c for c in range(geometry.num_chunks) if (Path(cfg.out) / StoreFiles.chunk_part(c)).exists()}
     todo = [c for c in range(geometry.num_chunks) if c not in done]
+    first = FirstFailure()  # offered failures only under --strict
+    if cfg.strict:
+        # A finished chunk's failure still counts (an earlier --strict run stopped at it); only the chunks before
+        # the lowest such failure can hold an earlier one.
+        for c in sorted(done):
+            first.offer(recorded_failure(Path(cfg.out), c))
+        todo = [c for c in todo if first.matters(c)]
     if cfg.max_chunks is not None:
         todo = todo[: cfg.max_chunks]
 
@@ -188,6 +196,7 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
             failures,
             info.split_names,
             console,
+            first,
         )
     finally:
         source.close()
@@ -216,6 +225,7 @@ def _run_chunks(
     failures: list[tuple[str, str]],
     split_names: tuple[str, ...],
     console: Console,
+    first: FirstFailure,
 ) -> int:
     cpus = cluster_cpus()
     suspect, polarity = store.attrs["roi"].get("suspect", "keep"), roi_polarity(roi_params, source.info())
@@ -226,6 +236,7 @@ def _run_chunks(
     finish = ray.remote(num_cpus=1, max_retries=3)(chunk_mod.finish)
 
     in_flight: dict[Any, int] = {}
+    found: list[tuple[int, tuple[str, str]]] = []  # (chunk, its first failure)
     computed = 0
     progress = Progress(
         TextColumn("[bold]build-store"),
@@ -247,25 +258,31 @@ def _run_chunks(
         def collect(ready: list[Any]) -> None:
             nonlocal computed
             for ref in ready:
-                in_flight.pop(ref)
+                c = in_flight.pop(ref)
+                if cfg.strict and not first.matters(c):
+                    continue  # cancelled (or finished regardless): past the first failure, it changes nothing
                 res: chunk_mod.ChunkResult = ray.get(ref)
                 computed += 1
                 counts.update(res.counts)
                 if res.first_failure:
-                    failures.append(res.first_failure)
+                    found.append((c, res.first_failure))
                 done = progress.tasks[0].completed + res.n
                 rate = done / max(1e-9, time.perf_counter() - t_start)
                 progress.update(bar, advance=res.n, rate=f"{rate:.0f}/s", failed=counts["failed"])
                 if cfg.strict and res.first_failure:
-                    for r in in_flight:
-                        ray.cancel(r)
                     sid, reason = res.first_failure
-                    raise BuildError(f"--strict: sample {sid} failed: {reason} (re-run without --strict to go on)")
+                    index = res.first_failure_index if res.first_failure_index is not None else g.chunk_range(c)[0]
+                    first.offer(Failure(index, c, sid, reason))
+                    for r, rc in in_flight.items():
+                        if not first.matters(rc):
+                            ray.cancel(r)
 
         for i, (c, payloads) in enumerate(_payloads(source, records, g, todo)):
-            while len(in_flight) >= max_in_flight:
+            while len(in_flight) >= max_in_flight and first.matters(c):
                 ready, _ = ray.wait(list(in_flight), num_returns=1)
                 collect(ready)
+            if not first.matters(c):
+                break  # chunks are issued in index order: every chunk before the failure is already out
             start, stop = g.chunk_range(c)
             task = chunk_mod.ChunkTask(
                 store_path=str(Path(store.location.path).resolve()),
@@ -286,9 +303,13 @@ def _run_chunks(
             else:
                 ref = process.remote(task, payloads, roi_entry(cfg.roi), roi_params)
             in_flight[ref] = c
-        while in_flight:
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
+        # With --strict, only the chunks before the lowest failure are waited for: one of them may fail earlier.
+        while pending := [r for r, rc in in_flight.items() if first.matters(rc)]:
+            ready, _ = ray.wait(pending, num_returns=1)
             collect(ready)
+    failures.extend(f for _, f in sorted(found, key=lambda cf: cf[0]))  # index order, not the order of finishing
+    if first.best is not None:
+        raise BuildError(first.best.message())
     return computed
 
 
