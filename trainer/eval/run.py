@@ -10,6 +10,7 @@ regularisation is chosen on the validation split and the test split is evaluated
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -176,9 +177,17 @@ def _cost_row(checkpoint: Path, label: str, store: str) -> dict[str, Any]:
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
     view = batch_view(batch, cfg.stage, cfg.image_size or ck["geometry"]["height"], torch.device("cpu"))
     cost = model_cost(enc, (view,))
-    log = checkpoint.parent.parent / "log.csv"
-    rate = None
-    if log.exists():
-        rows = [r.split(",") for r in log.read_text().splitlines()[1:] if r]
-        rate = float(rows[-1][-1]) if rows else None
+    rate = logged_throughput(checkpoint.parent.parent / "log.csv")
     return {"name": f"{label} ({cfg.backbone}, {cfg.stage})", **cost, "throughput_img_s": rate}
+
+
+def logged_throughput(log: Path) -> float | None:
+    """The last ``samples_per_s`` a run logged, read by column name.
+
+    The joint stage appends gate columns after the step columns, so "the last column" is a gate statistic there.
+    """
+    if not log.exists():
+        return None
+    with log.open(newline="") as f:
+        rates = [row["samples_per_s"] for row in csv.DictReader(f) if row.get("samples_per_s")]
+    return float(rates[-1]) if rates else None
