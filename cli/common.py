@@ -49,6 +49,21 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def error_line(e: BaseException) -> str:
+    """One line for an error, also one re-raised from a DataLoader worker.
+
+    torch re-raises a worker's exception in the main process as the same type, with the worker's whole traceback
+    in its message ("Caught X in DataLoader worker process 0. Original Traceback ... X: message"); a person needs
+    the last line's message, not the worker's stack.
+    """
+    text = str(e)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1].strip()
+        name, sep, message = last.partition(": ")
+        text = message if sep and name.replace(".", "").replace("_", "").isalnum() else last
+    return " ".join(text.split())
+
+
 def open_or_fail(path: str) -> Any:
     from topo.store_schema import StoreError, open_store
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from topo.cli.common import DatasetOpt, StoreOpt, Workspace, fail, out, run_key, store_arg
+from topo.cli.common import DatasetOpt, StoreOpt, Workspace, error_line, fail, out, run_key, store_arg
 from topo.cli.workspace import (
     workspace_root,
 )
@@ -50,7 +50,7 @@ def eval_cmd(
             device=device,
         )
     except (FileNotFoundError, StoreError, ValueError) as e:
-        fail(str(e))
+        fail(error_line(e))
         return
     out.print(res.markdown.read_text())
     out.print(f"written: {res.markdown}, {res.json}" + "".join(f", {f}" for f in res.figures))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from topo.cli.common import DatasetOpt, StoreOpt, Workspace, err, fail, out, run_key, store_arg
+from topo.cli.common import DatasetOpt, StoreOpt, Workspace, err, error_line, fail, out, run_key, store_arg
 from topo.cli.defaults import config_defaults
 from topo.cli.options import backbone_problem
 from topo.cli.train_stages import (
@@ -119,6 +119,10 @@ def train_cmd(
         list[str] | None, typer.Option(help="KEY=VALUE for the method's config (repeatable).")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = TRAIN.progress,
+    verify_chunks: Annotated[
+        bool,
+        typer.Option(help="Check every chunk read against the store's checksums (first read per process)."),
+    ] = TRAIN.verify_chunks,
     workspace: Workspace = None,
 ) -> None:
     """Contrastive pretraining from a store: stage 1 visual, stage 2 topology encoder, stage 3 MoE fusion."""
@@ -164,6 +168,7 @@ def train_cmd(
         experts=tuple(e.strip() for e in experts.split(",") if e.strip()),
         method_options=_parse_options(method_option or []),
         progress=progress,
+        verify_chunks=verify_chunks,
     )
     try:
         common["crop_scale"] = parse_crop_scale(crop_scale)
@@ -182,4 +187,4 @@ def train_cmd(
             overwrite=overwrite,
         )
     except (StoreError, CheckpointError, RunFolderError, ValueError, FileNotFoundError) as e:
-        fail(str(e))
+        fail(error_line(e))

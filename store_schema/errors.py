@@ -11,3 +11,7 @@ class StoreVersionError(StoreError):
 
 class StoreIncompleteError(StoreError):
     """The store's build has not finished: resumable, not corrupt."""
+
+
+class ChunkChecksumError(StoreError):
+    """A chunk read from the store differs from the checksum recorded when it was written (or has none)."""

@@ -11,7 +11,17 @@ LR_SCHEDULES = ("cosine", "constant")
 
 # Options that may differ between a run and its resumption (they do not change what is computed).
 RESUMABLE_DIFFERENCES = frozenset(
-    {"num_workers", "checkpoint_every", "device", "out_dir", "log_every", "max_steps", "monitor_every", "progress"}
+    {
+        "num_workers",
+        "checkpoint_every",
+        "device",
+        "out_dir",
+        "log_every",
+        "max_steps",
+        "monitor_every",
+        "progress",
+        "verify_chunks",
+    }
 )
 
 
@@ -44,6 +54,7 @@ class TrainConfig:
     log_every: int = 10
     monitor_every: int = 1  # epochs between kNN / online-probe evaluations on the val split; 0 = never
     progress: bool = True
+    verify_chunks: bool = True  # check each chunk read against the store's checksums (trainer/data.py)
     # topology branch (stages topo and joint)
     pairing: str = "weak+strong"
     topo_views: str = "online"

@@ -13,6 +13,13 @@ is exactly the order in which the DataLoader hands them out, so the stream is id
 **Resume.** ``state_dict()`` is ``{epoch, batches_done}``; a dataset loaded from it skips the batches already
 consumed, so a resumed run sees the same samples in the same order as an uninterrupted one.
 
+**Checked.** With ``verify_chunks`` (the default) every chunk is compared with the store's checksum table
+(``checksums.parquet``, what ``topo store verify`` re-reads) the first time this process reads it, in the reading
+threads: a chunk altered, lost (Zarr reads a missing chunk file as fill values) or recomputed without its
+checksum raises :class:`~topo.store_schema.errors.ChunkChecksumError` naming the array and the chunk. Chunks
+already checked are not hashed again in the same process (DataLoader workers are new processes each epoch, so
+they check what they read every epoch).
+
 **Spawn-safe.** The store is opened lazily inside each worker process (Zarr runs an asyncio loop that does not
 survive a fork); :func:`make_loader` uses the ``spawn`` start method. The dataset never writes to the store.
 
@@ -35,6 +42,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from topo.store_schema import Store, StoreFiles, open_store
+from topo.store_schema.integrity import ChunkSums
 from topo.trainer.samples import ARRAY_FOR_KEY, SAMPLE_KEYS, sample_value
 
 __all__ = ["SAMPLE_KEYS", "StoreDataset", "epoch_order", "make_loader", "rank_batches"]
@@ -96,6 +104,8 @@ class StoreDataset(IterableDataset):
             views of the stored channels-last rows (``torch.channels_last`` memory format), not copies.
         readahead: chunks read ahead of the batch being served, per process (0: read on first use).
         read_threads: threads reading ahead, per process (chunk decoding releases the GIL).
+        verify_chunks: check each chunk against the store's checksum table on its first read in this process
+            (see the module docstring); ``False`` reads without checking.
     """
 
     def __init__(
@@ -116,6 +126,7 @@ class StoreDataset(IterableDataset):
         collate: bool = False,
         readahead: int = 8,
         read_threads: int = 2,
+        verify_chunks: bool = True,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -135,6 +146,9 @@ class StoreDataset(IterableDataset):
         self.world_size = get_world_size() if world_size is None else world_size
         self.transform, self.keys, self.collate = transform, tuple(keys), collate
         self.readahead, self.read_threads = readahead, read_threads
+        self.verify_chunks = verify_chunks
+        self._sums: ChunkSums | None = None  # read per process, with the store
+        self._verified: set[tuple[str, int]] = set()  # (array, chunk) already checked in this process
         st = open_store(self.store_path)
         st.validate()
         if expect_fingerprint is not None and st.fingerprint != expect_fingerprint:
@@ -195,6 +209,7 @@ class StoreDataset(IterableDataset):
         if self._store is None:
             self._store = open_store(self.store_path)
             self._ids = self._sample_ids() if "sample_id" in self.keys else None
+            self._sums = ChunkSums.of(self._store) if self.verify_chunks else None
         if hasattr(self.transform, "set_epoch"):
             self.transform.set_epoch(self.epoch)  # type: ignore[union-attr]
         batches = self.batches()
@@ -206,6 +221,8 @@ class StoreDataset(IterableDataset):
             mine,
             readahead=self.readahead,
             threads=self.read_threads,
+            sums=self._sums,
+            verified=self._verified,
         )
         try:
             for b, idxs in enumerate(mine):
@@ -269,9 +286,18 @@ class _ChunkReader:
     """
 
     def __init__(
-        self, arrays: dict[str, Any], chunk_size: int, batches: list[np.ndarray], *, readahead: int, threads: int
+        self,
+        arrays: dict[str, Any],
+        chunk_size: int,
+        batches: list[np.ndarray],
+        *,
+        readahead: int,
+        threads: int,
+        sums: ChunkSums | None = None,
+        verified: set[tuple[str, int]] | None = None,
     ) -> None:
         self.arrays, self.chunk_size, self.readahead = arrays, chunk_size, readahead
+        self.sums, self.verified = sums, set() if verified is None else verified
         self.schedule: list[int] = []  # chunks in order of first use
         self.needs: list[int] = []  # per batch: position in the schedule of the last chunk it needs
         last_use: dict[int, int] = {}
@@ -292,7 +318,11 @@ class _ChunkReader:
         self.chunks: dict[tuple[str, int], Future | np.ndarray] = {}
 
     def _read(self, name: str, c: int) -> np.ndarray:
-        return self.arrays[name][c * self.chunk_size : (c + 1) * self.chunk_size]
+        block = self.arrays[name][c * self.chunk_size : (c + 1) * self.chunk_size]
+        if self.sums is not None and (name, c) not in self.verified:
+            self.sums.check(name, c, block)  # on the reading thread: hashing releases the GIL like decoding
+            self.verified.add((name, c))
+        return block
 
     def advance(self, b: int) -> None:
         """Request every chunk batch ``b`` needs, and ``readahead`` more."""

@@ -183,6 +183,7 @@ def _data(cfg: TrainConfig, store: Any, spec: FiltrationSpec, local_batch: int, 
         transform=transform,
         keys=keys,
         collate=True,
+        verify_chunks=cfg.verify_chunks,
     )
 
 
