@@ -10,6 +10,10 @@ majority rate.
     python bench/baseline_fidelity.py --npz data/breastmnist.npz --store stores/breastmnist.zarr --epochs 15 \\
         --seeds 0,1,2 --work /tmp/fidelity [--no-small-stem] [--variants reference,matched,defaults]
 
+``--variants no-aug,no-lr,...`` runs the matched recipe with one factor at the project's default each (which
+default costs what); ``--variants with-schedule,...`` runs the defaults with one factor from the reference (is that
+factor enough to close the gap).
+
 The store must have been built from the same npz (``topo build-store --dataset npz --data-dir NPZ --out STORE``).
 """
 
@@ -25,11 +29,38 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-MATCHED = [
-    "--visual-aug", "simclr", "--crop-scale", "0.2,1.0", "--lr", "2e-3",  # 2e-3 per 256 = 1e-3 at batch 128
-    "--weight-decay", "1e-4", "--warmup-epochs", "0", "--lr-schedule", "constant",
-    "--method-option", "proj_hidden_dim=512", "--method-option", "proj_dim=128", "--method-option", "temperature=0.2",
-]  # fmt: skip
+# The reference's recipe, factor by factor; every factor left out falls back to the project's default.
+FACTORS = {
+    "aug": ["--visual-aug", "simclr"],
+    "crop": ["--crop-scale", "0.2,1.0"],
+    "lr": ["--lr", "2e-3"],  # 2e-3 per 256 = 1e-3 at batch 128
+    "wd": ["--weight-decay", "1e-4"],
+    "schedule": ["--warmup-epochs", "0", "--lr-schedule", "constant"],
+    "head": [
+        "--method-option", "proj_hidden_dim=512", "--method-option", "proj_dim=128",
+        "--method-option", "temperature=0.2",
+    ],
+}  # fmt: skip
+MATCHED = [arg for args in FACTORS.values() for arg in args]
+
+
+def variant_args(variant: str) -> list[str]:
+    """The ``topo train`` options of a row.
+
+    ``matched`` (the reference's recipe), ``defaults`` (the project's), ``no-FACTOR`` (matched, with that one factor
+    at the project's default) or ``with-FACTOR`` (the defaults, with that one factor taken from the reference).
+    """
+    if variant == "matched":
+        return MATCHED
+    if variant == "defaults":
+        return []
+    kind, _, factor = variant.partition("-")
+    if kind == "no" and factor in FACTORS:
+        return [arg for name, args in FACTORS.items() if name != factor for arg in args]
+    if kind == "with" and factor in FACTORS:
+        return list(FACTORS[factor])
+    names = ",".join(FACTORS)
+    raise SystemExit(f"unknown variant {variant!r}: reference, matched, defaults, no-{{{names}}} or with-{{{names}}}")
 
 
 def probe(feats: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
@@ -94,14 +125,14 @@ def main() -> None:
             if variant == "reference":
                 feats, wall = reference(a, seed)
             else:
-                feats, wall = project(a, seed, MATCHED if variant == "matched" else [], f"{variant}-seed{seed}")
+                feats, wall = project(a, seed, variant_args(variant), f"{variant}-seed{seed}")
             r = {"variant": variant, "seed": seed, "epochs": a.epochs, "wall_s": wall, **probe(feats)}
             rows.append(r)
             print(json.dumps(r), flush=True)
-    print("\nvariant    seed  test ACC  test AUC  majority  C       wall s")
+    print("\nvariant      seed  test ACC  test AUC  majority  C       wall s")
     for r in rows:
         print(
-            f"{r['variant']:<10} {r['seed']:>4}  {100 * r['acc']:8.1f}  {100 * r['auc']:8.1f}  "
+            f"{r['variant']:<12} {r['seed']:>4}  {100 * r['acc']:8.1f}  {100 * r['auc']:8.1f}  "
             f"{100 * r['majority']:8.1f}  {r['C']:<7.3g} {r['wall_s']:6.0f}"
         )
     if a.out:

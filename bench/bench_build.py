@@ -36,13 +36,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def ray_build(npz: str, out: str, num_cpus: int, chunk_size: int) -> dict:
-    """One build in this process with a fresh local Ray (called in a subprocess)."""
+def start_warm_ray(num_cpus: int) -> float:
+    """Start a local Ray with one warm worker process per CPU; returns the seconds it took."""
     import logging
 
     import ray
-
-    from topo.pipeline.job import BuildConfig, build_store
 
     t0 = time.perf_counter()
     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
@@ -58,7 +56,16 @@ def ray_build(npz: str, out: str, num_cpus: int, chunk_size: int) -> dict:
 
     pids = ray.get([warm.remote() for _ in range(num_cpus)])
     assert len(set(pids)) == num_cpus
-    t_ray = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def ray_build(npz: str, out: str, num_cpus: int, chunk_size: int) -> dict:
+    """One build in this process with a fresh local Ray (called in a subprocess)."""
+    import ray
+
+    from topo.pipeline.job import BuildConfig, build_store
+
+    t_ray = start_warm_ray(num_cpus)
     t0 = time.perf_counter()
     s = build_store(BuildConfig(dataset="npz", data_dir=npz, out=Path(out), chunk_size=chunk_size, progress=False))
     t_build = time.perf_counter() - t0

@@ -17,7 +17,7 @@ import zarr
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from topo.trainer.models.topology_encoder import TopologyEncoder
+from topo.trainer.models.topology_encoder import POOLINGS, TopologyEncoder
 
 LONG = 0.2  # persistence above which an H1 pair is a hole in this generator (holes ≈ 0.45, noise < 0.09)
 
@@ -45,11 +45,15 @@ def main(store: str) -> None:
     probe(long.sum(1)[:, None], y, split, f"count of H1 pairs with persistence > {LONG}")
     probe(-np.sort(-pers, 1)[:, :8], y, split, "top-8 H1 persistences, sorted")
     probe((long.sum(1) / np.maximum(n1, 1))[:, None], y, split, "fraction of valid H1 pairs that are long (mean pool)")
-    probe(np.c_[long.sum(1) / np.maximum(n1, 1), long.any(1)], y, split, "fraction + any (max + mean pool)")
-    torch.manual_seed(0)
-    with torch.no_grad():
-        feats = TopologyEncoder(k0=view["pd_h0"].shape[1], k1=pers.shape[1], width=128).eval()(view).numpy()
-    probe(feats, y, split, "TopologyEncoder(width=128) output, random init, seed 0")
+    frac_any = np.c_[long.sum(1) / np.maximum(n1, 1), long.any(1)]
+    probe(frac_any, y, split, "fraction + any (max + mean pool)")
+    probe(np.c_[frac_any, long.sum(1) / pers.shape[1]], y, split, "fraction + any + count / k (max + mean + sum pool)")
+    for pooling in POOLINGS:
+        torch.manual_seed(0)
+        enc = TopologyEncoder(k0=view["pd_h0"].shape[1], k1=pers.shape[1], width=128, pooling=pooling).eval()
+        with torch.no_grad():
+            feats = enc(view).numpy()
+        probe(feats, y, split, f"TopologyEncoder(width=128, pooling={pooling}), random init, seed 0")
 
 
 if __name__ == "__main__":

@@ -108,6 +108,9 @@ def train_cmd(
     hierarchical: Annotated[
         bool, typer.Option(help="Both attentions (ablation: off = MLP + pooling).")
     ] = TRAIN.hierarchical,
+    topo_pooling: Annotated[
+        str, typer.Option(help="Topology set pooling: max+mean (the paper's) or max+mean+sum (count-aware ablation).")
+    ] = TRAIN.topo_pooling,
     experts: Annotated[str, typer.Option(help="MoE experts to keep.")] = ",".join(TRAIN.experts),
     visual_pretrain: Annotated[bool, typer.Option(help="--stage all: initialise the joint stage from stage 1.")] = True,
     topo_pretrain: Annotated[bool, typer.Option(help="--stage all: initialise the joint stage from stage 2.")] = True,
@@ -165,6 +168,7 @@ def train_cmd(
         self_attention=self_attention,
         cross_attention=cross_attention,
         hierarchical=hierarchical,
+        topo_pooling=topo_pooling,
         experts=tuple(e.strip() for e in experts.split(",") if e.strip()),
         method_options=_parse_options(method_option or []),
         progress=progress,

@@ -9,6 +9,11 @@ from typing import Any
 from topo.pipeline.roi.quality import DEFAULT_SUSPECT_POLICY
 from topo.store_schema import DEFAULT_IMAGE_CODEC
 from topo.store_schema.filtration import FiltrationSpec
+from topo.store_schema.layout import DEFAULT_CHUNK_SIZE
+
+
+class BuildError(Exception):
+    """The build cannot go on (``--strict`` and a failed sample, or a misconfiguration)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,8 @@ class BuildConfig:
     roi_params: dict[str, Any] = field(default_factory=dict)
     roi_suspect: str = DEFAULT_SUSPECT_POLICY  # auto | fallback | keep | fail (pipeline.roi.quality)
     filtration: FiltrationSpec = field(default_factory=FiltrationSpec)
-    chunk_size: int = 64
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    jpeg_draft: bool = True  # decode large JPEGs DCT-downscaled (pipeline/decode.py; within DRAFT_TOLERANCE)
     image_codec: str = DEFAULT_IMAGE_CODEC  # a key of topo.store_schema.IMAGE_CODECS
     resources: RayResources = field(default_factory=RayResources)
     strict: bool = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class ChunkTask:
     lease: str | None = None  # the writer lock's owner when the task was issued (None: no lease check)
     roi_suspect: str = "keep"  # what a suspect mask becomes: fallback | keep | fail (resolved, never auto)
     roi_polarity: str = "auto"  # the dataset's lesion polarity, for the contrast check
+    jpeg_draft: bool = True  # let Pillow decode a large JPEG DCT-downscaled (pipeline/decode.py)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def prepare(task: ChunkTask, payloads: Sequence[Payload], roi: RoiBackend) -> li
             out.append(Prepared(None, None, None, Status.FAILED, pre))
             continue
         try:
-            d = decode(payload, height=g.height, width=g.width, channels=g.channels)
+            d = decode(payload, height=g.height, width=g.width, channels=g.channels, draft=task.jpeg_draft)
             out.append(Prepared(d.image, None, d.input_sha256, Status.OK, None))
         except SampleError as e:
             out.append(Prepared(None, None, None, Status.FAILED, e.reason))
@@ -253,3 +254,37 @@ def process_chunk(
 ) -> ChunkResult:
     """The whole chunk on one CPU worker (ROI backends that need no GPU)."""
     return finish(task, prepare(task, payloads, cached_roi(roi, roi_params)))
+
+
+def prepare_part(
+    task: ChunkTask, lo: int, hi: int, payloads: Sequence[Payload], roi: RoiEntry, roi_params: dict[str, Any]
+) -> list[Prepared]:
+    """Decode and mask samples ``[lo, hi)`` of a chunk, whose ``payloads`` these are (a tail chunk spread out)."""
+    sub = replace(task, prefailed=task.prefailed[lo:hi], records=task.records[lo:hi], start=task.start + lo)
+    return prepare(sub, payloads, cached_roi(roi, roi_params))
+
+
+def finish_parts(task: ChunkTask, *parts: list[Prepared]) -> ChunkResult:
+    """:func:`finish` of a chunk prepared in slices by :func:`prepare_part`, in slice order."""
+    return finish(task, [p for part in parts for p in part])
+
+
+def part_range(n: int, part: int, parts: int) -> tuple[int, int]:
+    """``[lo, hi)`` of slice ``part`` when ``n`` samples are cut into ``parts`` near-equal contiguous slices."""
+    return part * n // parts, (part + 1) * n // parts
+
+
+def tail_parts(todo: Sequence[int], workers: int) -> dict[int, int]:
+    """How many slices each chunk of the last, partial round is cut into so that no worker waits idle.
+
+    Chunks are issued in order and take about the same time; with ``len(todo) % workers`` chunks left for the last
+    round the other workers would sit idle for a whole chunk. Those chunks are cut so that the last round has at
+    least ``workers`` tasks (a chunk's pixels are still written by one task: the store layout does not change).
+    """
+    if workers <= 1 or not todo:
+        return {}
+    n_tail = len(todo) % workers if len(todo) >= workers else len(todo)
+    if n_tail == 0:
+        return {}
+    parts = -(-workers // n_tail)
+    return {c: parts for c in todo[len(todo) - n_tail :]}

@@ -9,10 +9,11 @@ Rules (documented for users in the README):
 * the image is then converted to the store's channel count (BT.601 luma for grey) and, if its size differs from
   the store's, resized so the shorter side fits and centre-cropped (``cv2.INTER_AREA``);
 * a JPEG much larger than the store image is decoded in Pillow's *draft* mode: the DCT scales it by 1/2, 1/4 or
-  1/8 while decoding, never below ``DRAFT_FACTOR`` × the resized size, and the resize does the rest. That is 3-4×
-  less decoding work for a 1-2 MP dermoscopy image; the stored pixels stay within ``DRAFT_TOLERANCE`` (mean
-  absolute difference, grey levels) of a full decode + resize (tested). ``input_sha256`` of such a JPEG is the
-  SHA-256 of its file bytes, since its full-size pixels are never decoded.
+  1/8 while decoding, never below ``DRAFT_FACTOR`` × the resized size, and Pillow's box filter does the rest
+  (before the channel conversion). That is 3-4× less decoding work for a 1-2 MP dermoscopy image; the stored
+  pixels stay within ``DRAFT_TOLERANCE`` (mean absolute difference, grey levels) of a full decode + resize
+  (tested). ``input_sha256`` of such a JPEG is the SHA-256 of its file bytes, since its full-size pixels are never
+  decoded.
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ def _from_bytes(data: bytes, fit: tuple[int, int] | None = None) -> tuple[np.nda
             limits.check_shape(im.width, im.height)  # from the header, before any pixel is decoded
             drafted = fit is not None and _draft(im, *fit)
             im.load()  # forces the full decode so a truncated file fails here
+            if drafted and fit is not None:
+                # Fitted here, in Pillow, rather than by _fit: copying the drafted image out to NumPy costs more
+                # than its decode, and Pillow's box filter is the same area average (within DRAFT_TOLERANCE).
+                return np.asarray(_fit_pil(im, *fit)), drafted
             if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBA", "RGBX", "1"):
                 im = im.convert("RGB" if im.mode != "1" else "L")
             elif im.mode in ("LA", "La"):
@@ -122,17 +127,28 @@ def _channels(a: np.ndarray, channels: int) -> np.ndarray:
     raise SampleError(f"wrong shape {a.shape}: expected HxW or HxWxC with C in 1, 3, 4")
 
 
+def _fit_size(h: int, w: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """Size the image is resized to (its shorter side fits), and the top-left corner of the centre crop."""
+    scale = max(height / h, width / w)
+    nh, nw = max(height, round(h * scale)), max(width, round(w * scale))
+    return nh, nw, (nh - height) // 2, (nw - width) // 2
+
+
+def _fit_pil(im: Image.Image, height: int, width: int) -> Image.Image:
+    nh, nw, top, left = _fit_size(im.height, im.width, height, width)
+    return im.resize((nw, nh), Image.Resampling.BOX).crop((left, top, left + width, top + height))
+
+
 def _fit(a: np.ndarray, height: int, width: int) -> np.ndarray:
     h, w = a.shape[:2]
     if (h, w) == (height, width):
         return a
+    nh, nw, top, left = _fit_size(h, w, height, width)
     scale = max(height / h, width / w)
-    nh, nw = max(height, round(h * scale)), max(width, round(w * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     r = cv2.resize(a, (nw, nh), interpolation=interp)
     if r.ndim == 2:
         r = r[..., None]
-    top, left = (nh - height) // 2, (nw - width) // 2
     return np.ascontiguousarray(r[top : top + height, left : left + width])
 
 

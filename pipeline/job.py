@@ -10,6 +10,7 @@ command resumes. The manifest, checksums and fingerprint are written by the driv
 from __future__ import annotations
 
 import shutil
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,11 +25,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from topo.pipeline import chunk as chunk_mod
 from topo.pipeline import resume_inputs
-from topo.pipeline.build_config import BuildConfig
+from topo.pipeline.build_config import BuildConfig, BuildError
 from topo.pipeline.first_failure import Failure, FirstFailure, recorded_failure
 from topo.pipeline.ray_runtime import cluster_cpus, cluster_gpus, ensure_ray
-from topo.pipeline.roi import RoiEntry, roi_entry
+from topo.pipeline.roi import roi_entry
 from topo.pipeline.roi.quality import resolve_policy
+from topo.pipeline.roi_actors import roi_actors
 from topo.pipeline.sources import SampleRecord, Source, SourceInfo, get_source
 from topo.store_schema import (
     IMAGE_CODECS,
@@ -50,10 +52,6 @@ from topo.store_schema.store import write_table_atomic
 DEFAULT_FILE_IMAGE_SIZE = 224
 
 
-class BuildError(Exception):
-    """The build cannot go on (``--strict`` and a failed sample, or a misconfiguration)."""
-
-
 @dataclass
 class BuildSummary:
     """What a build did: completion, counts by status, chunks computed and skipped, time, fingerprint."""
@@ -67,6 +65,14 @@ class BuildSummary:
     seconds: float
     fingerprint: str | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
+    ray_start_seconds: float = 0.0  # part of ``seconds`` spent starting Ray (0 when it was already up)
+    samples_computed: int = 0  # samples in the chunks computed by this run
+
+    @property
+    def images_per_second(self) -> float | None:
+        """Samples computed now per second of job time, Ray's start-up left out (it is reported on its own)."""
+        work = self.seconds - self.ray_start_seconds
+        return self.samples_computed / work if self.samples_computed and work > 0 else None
 
 
 def check_records(records: list[SampleRecord], num_classes: int) -> list[str | None]:
@@ -139,6 +145,7 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
         "geometry": {k: v for k, v in geometry.to_json().items() if k != "chunk_size"},
         "chunk_size": geometry.chunk_size,
         "image_codec": cfg.image_codec,
+        "jpeg_draft": cfg.jpeg_draft,  # the stored pixels differ (within tolerance): a resume must not mix them
         "roi": roi_record,
         "persistence": cfg.filtration.to_json(),
     }
@@ -181,7 +188,9 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
 
     counts: Counter[str] = Counter()
     failures: list[tuple[str, str]] = []
+    t_ray = time.perf_counter()
     ensure_ray(cfg.resources)
+    ray_start = time.perf_counter() - t_ray
     try:
         computed = _run_chunks(
             cfg,
@@ -209,6 +218,8 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
         summary.fingerprint = fp
         summary.failures = failures
     summary.seconds = time.perf_counter() - t0
+    summary.ray_start_seconds = ray_start
+    summary.samples_computed = sum(counts.values())  # every computed chunk adds its samples' statuses
     return summary
 
 
@@ -229,11 +240,14 @@ def _run_chunks(
 ) -> int:
     cpus = cluster_cpus()
     suspect, polarity = store.attrs["roi"].get("suspect", "keep"), roi_polarity(roi_params, source.info())
-    actors = _roi_actors(roi_entry(cfg.roi), roi_params, cpus)
+    actors = roi_actors(roi_entry(cfg.roi), roi_params, cpus)
     cpu_workers = max(1, cpus - (0 if cluster_gpus() or not actors else len(actors)))
     max_in_flight = cfg.max_in_flight or 2 * cpu_workers + 2 * len(actors)
     process = ray.remote(num_cpus=1, max_retries=3)(chunk_mod.process_chunk)
     finish = ray.remote(num_cpus=1, max_retries=3)(chunk_mod.finish)
+    prepare_part = ray.remote(num_cpus=1, max_retries=3)(chunk_mod.prepare_part)
+    finish_parts = ray.remote(num_cpus=1, max_retries=3)(chunk_mod.finish_parts)
+    split = {} if actors else chunk_mod.tail_parts(todo, cpu_workers)
 
     in_flight: dict[Any, int] = {}
     found: list[tuple[int, tuple[str, str]]] = []  # (chunk, its first failure)
@@ -249,8 +263,6 @@ def _run_chunks(
         disable=not cfg.progress,
     )
     todo_samples = sum(min(g.chunk_size, g.num_samples - c * g.chunk_size) for c in todo)
-    import time
-
     t_start = time.perf_counter()
     with progress:
         bar = progress.add_task("build", total=todo_samples, rate="-", failed=0)
@@ -296,10 +308,16 @@ def _run_chunks(
                 lease=lease_of_this_process(),  # a task outliving a killed driver must not write
                 roi_suspect=suspect,
                 roi_polarity=polarity,
+                jpeg_draft=cfg.jpeg_draft,
             )
             if actors:
                 prepared = actors[i % len(actors)].prepare.remote(task, payloads)
                 ref = finish.remote(task, prepared)
+            elif c in split:
+                cuts = [chunk_mod.part_range(len(payloads), k, split[c]) for k in range(split[c])]
+                entry = roi_entry(cfg.roi)
+                refs = [prepare_part.remote(task, lo, hi, payloads[lo:hi], entry, roi_params) for lo, hi in cuts]
+                ref = finish_parts.remote(task, *refs)
             else:
                 ref = process.remote(task, payloads, roi_entry(cfg.roi), roi_params)
             in_flight[ref] = c
@@ -317,31 +335,6 @@ def _payloads(source: Source, records: list[SampleRecord], g: Geometry, todo: li
     for c in todo:
         start, stop = g.chunk_range(c)
         yield c, list(source.payloads(records[start:stop]))
-
-
-def _roi_actors(entry: RoiEntry, roi_params: dict[str, Any], cpus: int) -> list[Any]:
-    """Long-lived copies of a backend that holds a model: one per GPU, or one on a CPU where there is none."""
-    if not entry.on_actors:
-        return []
-    gpus = cluster_gpus()
-    n_actors = max(1, gpus)
-    if cpus - (0 if gpus else n_actors) < 1:
-        raise BuildError(
-            f"{entry.name} on CPU needs at least 2 CPUs (one for its actor, one for persistence); Ray has {cpus}"
-        )
-    options = {"num_gpus": entry.resources["GPU"], "num_cpus": 0} if gpus else {"num_cpus": 1}
-    actor_cls = ray.remote(**options)(_RoiWorker)
-    return [actor_cls.options(max_restarts=2, max_task_retries=2).remote(entry, roi_params) for _ in range(n_actors)]
-
-
-class _RoiWorker:
-    """A Ray actor holding one model-backed ROI backend: decodes and masks a chunk, returns what ``finish`` needs."""
-
-    def __init__(self, entry: RoiEntry, params: dict[str, Any]) -> None:
-        self.roi = entry.build(**params)
-
-    def prepare(self, task: chunk_mod.ChunkTask, payloads: list) -> list[chunk_mod.Prepared]:
-        return chunk_mod.prepare(task, payloads, self.roi)
 
 
 def _finalize(store: Store, build_config: dict[str, Any], g: Geometry) -> str:

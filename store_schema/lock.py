@@ -34,7 +34,8 @@ def lock_path(store_dir: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".lock")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (owned by anyone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -65,7 +66,7 @@ def writer_lock(store_dir: str | os.PathLike[str], job: str) -> Iterator[Path]:
             except (OSError, ValueError):
                 owner = {}
             same_host = owner.get("host") == me["host"]
-            if same_host and isinstance(owner.get("pid"), int) and not _alive(owner["pid"]):
+            if same_host and isinstance(owner.get("pid"), int) and not process_alive(owner["pid"]):
                 path.unlink(missing_ok=True)  # left by a killed job: take it over
                 continue
             who = (

@@ -29,6 +29,7 @@ def topology_encoder(cfg: TrainConfig, g: Geometry) -> TopologyEncoder:
         self_attention=cfg.self_attention,
         cross_attention=cfg.cross_attention,
         hierarchical=cfg.hierarchical,
+        pooling=cfg.topo_pooling,
     )
 
 

@@ -64,6 +64,7 @@ class TrainConfig:
     self_attention: bool = True
     cross_attention: bool = True
     hierarchical: bool = True
+    topo_pooling: str = "max+mean"  # the paper's; "max+mean+sum" adds a count-aware pooling (ablation)
     experts: tuple[str, ...] = ("vision", "topology", "concat", "gated", "cross")
     gate: str = "learned"  # "uniform": fixed equal expert weights (ablation)
     gate_balance: float = 0.0  # λ of the CV² importance loss (Shazeer et al. 2017); the paper: 0
@@ -92,6 +93,10 @@ class TrainConfig:
                 "--topo-views precomputed keeps the diagram of the un-augmented image, not of the view the encoder "
                 "sees in the joint stage; use online or full_image, or --stage3-views standard+topo"
             )
+        from topo.trainer.models.topology_encoder import POOLINGS
+
+        if self.topo_pooling not in POOLINGS:
+            raise ValueError(f"unknown --topo-pooling {self.topo_pooling!r}; valid: {', '.join(POOLINGS)}")
         if self.gate not in ("learned", "uniform"):
             raise ValueError(f"unknown --gate {self.gate!r}; valid: learned, uniform")
         if not self.gate_balance >= 0:
@@ -165,7 +170,7 @@ def _label(name: str, value: Any) -> str:
         return "stem3" if value else "stem7"
     if isinstance(value, bool):
         return name.replace("_", "-") if value else "no-" + name.replace("_", "-")
-    if name in ("backbone", "pairing", "topo_views", "visual_aug", "lr_schedule"):
+    if name in ("backbone", "pairing", "topo_views", "visual_aug", "lr_schedule", "topo_pooling"):
         return str(value)
     if name == "crop_scale":
         return f"crop{value[0]:g}-{value[1]:g}"

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from topo.store_schema.lock import process_alive
+
 LOCK = ".lock"
 # What a run writes; --overwrite removes exactly these, nothing else a user may have put there.
 RUN_FILES = ("checkpoints", "tb", "features", "log.csv", "config.json", "summary.json")
@@ -21,16 +23,6 @@ RUN_FILES = ("checkpoints", "tb", "features", "log.csv", "config.json", "summary
 
 class RunFolderError(Exception):
     """The run folder is in use by another training, or holds a run that must not be replaced silently."""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def _take_lock(path: Path) -> None:
@@ -41,7 +33,7 @@ def _take_lock(path: Path) -> None:
         except FileExistsError:
             pid_s, _, host = path.read_text().partition(" ")
             pid = int(pid_s) if pid_s.strip().isdigit() else -1
-            if host.strip() != socket.gethostname() or _pid_alive(pid):
+            if host.strip() != socket.gethostname() or process_alive(pid):
                 raise RunFolderError(
                     f"{path.parent} is being written by another training (process {pid_s.strip()} on "
                     f"{host.strip() or '?'}); wait for it to finish or choose another run"

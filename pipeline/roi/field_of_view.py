@@ -14,8 +14,12 @@ Everything here is symmetric under flips and quarter turns, so the ROI stays equ
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
-from scipy import ndimage
+
+from topo.pipeline.roi.morphology import border_components, disk, erode, fill_holes
 
 FRAME_STD = 3.0
 FRAME_MAX = 0.08
@@ -63,9 +67,7 @@ def vignette(g: np.ndarray) -> np.ndarray:
     dark = g < min(VIGNETTE_MAX, VIGNETTE_FRAC * med)
     if not dark.any():
         return np.zeros_like(dark)
-    lab, _ = ndimage.label(dark)
-    edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
-    outer = np.isin(lab, edge[edge > 0])
+    outer = border_components(dark)
     h, w = g.shape
     k = max(1, min(h, w) // 32)
     corners = [outer[:k, :k], outer[:k, -k:], outer[-k:, :k], outer[-k:, -k:]]
@@ -75,24 +77,41 @@ def vignette(g: np.ndarray) -> np.ndarray:
 
 
 def field_of_view(g: np.ndarray) -> np.ndarray:
-    """Boolean mask of the image field (True inside) of a grey ``(H, W)`` uint8 image."""
+    """Boolean mask of the image field (True inside) of a grey ``(H, W)`` uint8 image.
+
+    The ROI backend masks a whole chunk, then the quality check asks again for the field of each of its images: the
+    fields of the last ``FIELD_MEMO`` images are kept (bit-packed, keyed by a digest of the pixels, so a different
+    image never gets one), and a fresh copy is returned.
+    """
+    key = (g.shape, g.dtype.str, hashlib.blake2b(np.ascontiguousarray(g).data, digest_size=16).digest())
+    packed = _memo.get(key)
+    if packed is not None:
+        _memo.move_to_end(key)
+        return np.unpackbits(packed, count=g.size).reshape(g.shape).astype(bool)
+    field = _field_of_view(g)
+    _memo[key] = np.packbits(field)
+    if len(_memo) > FIELD_MEMO:
+        _memo.popitem(last=False)
+    return field
+
+
+FIELD_MEMO = 256  # more than a chunk's images
+_memo: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+
+def _field_of_view(g: np.ndarray) -> np.ndarray:
     h, w = g.shape
     field = np.zeros((h, w), bool)
     top, bottom, left, right = frame_box(g)
     inner = g[top:bottom, left:right]
     outside = vignette(inner)
     if outside.any():
-        f = ndimage.binary_fill_holes(~outside)
+        f = fill_holes(~outside)
         r = max(1, round(RIM_FRAC * min(inner.shape)))
-        f = ndimage.binary_erosion(f, _disk(r), border_value=1)
+        f = erode(f, disk(r), border_value=1)
         if f.mean() < 0.2:  # not a plausible field: a dark image, not a vignette
             f = np.ones_like(f)
     else:
         f = np.ones(inner.shape, bool)
     field[top:bottom, left:right] = f
     return field
-
-
-def _disk(r: int) -> np.ndarray:
-    y, x = np.ogrid[-r : r + 1, -r : r + 1]
-    return x * x + y * y <= r * r

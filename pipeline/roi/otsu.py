@@ -11,6 +11,7 @@ from skimage.filters import threshold_otsu
 
 from topo.pipeline.roi.base import DEFAULT_MIN_AREA, RoiBackend, grey_uint8
 from topo.pipeline.roi.field_of_view import field_of_view
+from topo.pipeline.roi.morphology import CROSS, disk, erode, fill_holes, open_close
 
 
 class OtsuRoi(RoiBackend):
@@ -73,23 +74,24 @@ class OtsuRoi(RoiBackend):
         dark = field & ~bright
         fg = self._choose(bright, dark, field)
         r = max(1, round(self.morph_frac * min(g.shape)))
-        fg = _open_close(fg, _disk(r)) & field
-        fg = ndimage.binary_fill_holes(fg)
+        fg = open_close(fg, disk(r)) & field
+        fg = fill_holes(fg)
         lab, n = ndimage.label(fg, structure=np.ones((3, 3)))
         if n == 0:
             return fg
         sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:].astype(float)
         # Shading in the corners falls on the lesion's side of the threshold too: when the most central
         # component keeps off the field's edge, components on the edge are surround, not lesion.
-        rim = field & ~ndimage.binary_erosion(field, border_value=0)
+        rim = field & ~erode(field, CROSS, border_value=0)
         on_rim = np.zeros(n + 1, bool)
         on_rim[np.unique(lab[rim])] = True
         w = centre_weight(g.shape, self.centre_sigma)
         main = int(np.argmax(ndimage.sum_labels(w, lab, index=np.arange(1, n + 1)))) + 1
         if not on_rim[main]:
             sizes[on_rim[1:]] = 0
-        keep = np.flatnonzero(sizes >= max(1, self.keep_frac * sizes.max())) + 1
-        return np.isin(lab, keep)
+        keep = np.zeros(n + 1, bool)
+        keep[1:] = sizes >= max(1, self.keep_frac * sizes.max())
+        return keep[lab]
 
     def _choose(self, bright: np.ndarray, dark: np.ndarray, field: np.ndarray) -> np.ndarray:
         if self.polarity != "auto":
@@ -125,16 +127,3 @@ def centre_weight(shape: tuple[int, int], sigma_frac: float) -> np.ndarray:
     y = (np.arange(h) - (h - 1) / 2) ** 2
     x = (np.arange(w) - (w - 1) / 2) ** 2
     return np.exp(-(y[:, None] + x[None, :]) / (2 * s * s))
-
-
-def _open_close(fg: np.ndarray, disk: np.ndarray) -> np.ndarray:
-    """Opening then closing on an edge-padded copy: zero padding would keep the outer band out of the mask."""
-    r = disk.shape[0] // 2
-    p = np.pad(fg, r, mode="edge")
-    p = ndimage.binary_closing(ndimage.binary_opening(p, disk), disk)
-    return p[r:-r, r:-r]
-
-
-def _disk(r: int) -> np.ndarray:
-    y, x = np.ogrid[-r : r + 1, -r : r + 1]
-    return x * x + y * y <= r * r

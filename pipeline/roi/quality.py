@@ -16,10 +16,10 @@ pieces, or it runs along three or more sides and most of the border. What then h
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from topo.pipeline.roi.base import grey_uint8
 from topo.pipeline.roi.field_of_view import field_of_view
+from topo.pipeline.roi.morphology import label
 
 SUSPECT_POLICIES = ("auto", "fallback", "keep", "fail")
 DEFAULT_SUSPECT_POLICY = "auto"
@@ -54,7 +54,7 @@ def roi_quality(image: np.ndarray, mask: np.ndarray, polarity: str = "auto") -> 
             reasons.append(f"ROI darker than surround ({inside:.0f} < {outside:.0f})")
     if fov.mean() < 0.97 and (m & fov).sum() >= FOV_IOU * (m | fov).sum():
         reasons.append("ROI equals the field of view")
-    lab, n = ndimage.label(m, structure=np.ones((3, 3)))
+    lab, n = label(m, connectivity=8)
     # Only pieces of some size count: a hair or a speck beside a lesion is not a fragmented mask.
     n = int((np.bincount(lab.ravel())[1:] >= MIN_COMPONENT * m.size).sum()) if n else 0
     if n > MAX_COMPONENTS:

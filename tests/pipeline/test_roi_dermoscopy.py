@@ -100,3 +100,22 @@ def test_sam_box_prompt_is_inset_within_the_field_of_view():
     x0, y0, x1, y1 = fov_box(_rgb(g), 0.05)
     assert y0 == pytest.approx(6 + 0.05 * 94) and y1 == pytest.approx(99 - 0.05 * 94)
     assert x0 == pytest.approx(0.05 * 120) and x1 == pytest.approx(119 - 0.05 * 120)
+
+
+def test_the_field_of_view_memo_never_answers_for_another_image():
+    from topo.pipeline.roi import field_of_view as fov_mod
+
+    skin = _skin(160, 160).astype(np.uint8)
+    y, x = np.ogrid[:160, :160]
+    vignetted = skin.copy()
+    vignetted[(y - 80) ** 2 + (x - 80) ** 2 > 72**2] = 5
+    first = field_of_view(skin)
+    assert first.all()
+    first[:] = False  # the caller's copy: changing it must not change what the memo answers
+    assert field_of_view(skin).all()
+    # One pixel's difference is another image: its own field, not the memo's.
+    assert np.array_equal(field_of_view(vignetted), fov_mod._field_of_view(vignetted))
+    assert not field_of_view(vignetted)[0, 0]
+    for seed in range(fov_mod.FIELD_MEMO + 5):  # bounded: old entries go
+        field_of_view(_skin(16, 16, seed=seed).astype(np.uint8))
+    assert len(fov_mod._memo) == fov_mod.FIELD_MEMO

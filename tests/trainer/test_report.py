@@ -137,6 +137,28 @@ def test_table_json_roundtrip_is_exact() -> None:
         from_json({"format": "something-else"})
 
 
+def _with_majority(r: RunResult, rate: float) -> RunResult:
+    extras = {**r.extras, "probe": {"references": {"test": {"majority_acc": rate}}}}
+    return RunResult(r.dataset, r.method, r.variant, r.seed, r.acc, r.auc, extras)
+
+
+def test_table_carries_each_datasets_majority_rate() -> None:
+    rates = dict(zip(DATASETS, (0.731, 0.625, 0.668), strict=True))
+    table = build_table([_with_majority(r, rates[r.dataset]) for r in synthetic_results()])
+    assert {d: table.majority_acc[d] for d in DATASETS} == rates
+    assert table.majority_acc[AVG] == pytest.approx(np.mean(list(rates.values())))
+    floor = next(line for line in to_markdown(table).splitlines() if line.startswith("| Majority class"))
+    cells = [c.strip() for c in floor.strip("|").split("|")]
+    assert cells[2:] == ["73.1", "50.0", "62.5", "50.0", "66.8", "50.0", "67.5", "50.0"]
+    assert from_json(json.loads(json.dumps(to_json(table)))) == table
+    # Records without probe references (older files) give no floor row rather than an invented one.
+    assert "Majority class" not in to_markdown(build_table(synthetic_results()))
+    # Rows of one dataset that disagree on its test split are refused.
+    mixed = [_with_majority(r, 0.7 if r.variant == "baseline" else 0.6) for r in synthetic_results()]
+    with pytest.raises(ValueError, match="disagree on the test majority rate"):
+        build_table(mixed)
+
+
 def test_markdown_contains_datasets_and_p_values() -> None:
     table = build_table(synthetic_results())
     md = to_markdown(table)

@@ -323,3 +323,40 @@ def test_cross_attention_ablation_changes_output() -> None:
             mha.out_proj.weight.copy_(saved)
     ablated = TopologyEncoder(k0=8, k1=10, width=32, heads=4, cross_attention=False)
     assert ablated.proj[0].in_features == 4 * 32
+
+
+# --- pooling: the paper's max + mean is count-blind, the sum ablation is not --------------------------
+
+
+def _doubled(view: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every valid point twice: the same point set at twice the count (padding stays at the end)."""
+    out = dict(view)
+    for key, nkey in (("pd_h0", "n_h0"), ("pd_h1", "n_h1")):
+        n = int(view[nkey][0])
+        pts = view[key][:, :n]
+        k = view[key].shape[1]
+        out[key] = torch.cat([pts, pts, torch.zeros(1, k - 2 * n, 2)], dim=1)
+        out[nkey] = view[nkey] * 2
+    return out
+
+
+@pytest.mark.parametrize("name", list(ABLATIONS))
+def test_max_mean_cannot_count_and_the_sum_pooling_can(name: str) -> None:
+    view = make_view(1, k0=16, k1=24, n0=[5], n1=[7], seed=3)
+    doubled = _doubled(view)
+    torch.manual_seed(0)
+    paper = TopologyEncoder(k0=16, k1=24, width=32, heads=4, **ABLATIONS[name]).eval()
+    torch.manual_seed(0)
+    counting = TopologyEncoder(k0=16, k1=24, width=32, heads=4, pooling="max+mean+sum", **ABLATIONS[name]).eval()
+    assert counting.pooled_dim == paper.pooled_dim * 3 // 2
+    with torch.no_grad():
+        # Attention over duplicated keys gives the same weights per distinct point, max and mean are unchanged:
+        # the paper's encoder maps a diagram and the same diagram at twice the count to one embedding.
+        torch.testing.assert_close(paper(doubled), paper(view), atol=1e-5, rtol=0)
+        gap = (counting(doubled) - counting(view)).abs().max()
+    assert gap > 1e-3
+
+
+def test_unknown_pooling_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown pooling 'sum'"):
+        TopologyEncoder(pooling="sum")

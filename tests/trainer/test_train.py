@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import check_probe
 
 from topo.store_schema import open_store
 from topo.trainer.checkpoint import CheckpointError, check_store_compatible, load_checkpoint, store_identity
@@ -123,6 +127,11 @@ def test_three_stages_then_eval(calibrated_store, tmp_path):
     assert "demo" in text and "byol" in text.lower()
     assert "stage-1 only" in text and "majority ACC" in text and "images seen" in text
     assert out.figures and Path(out.figures[0]).stat().st_size > 0
+    # An independent scikit-learn probe on the features eval cached agrees with every reported ACC (bench's check).
+    agreement = check_probe.compare(tmp_path / "reports" / "results_demo_byol.json")
+    assert len(agreement) == 4
+    for r in agreement:
+        assert abs(r["reported_acc"] - r["sklearn_acc"]) <= 0.01, r
     # Joint stage was initialised from stages 1 and 2: its checkpoint records them.
     ck = load_checkpoint(Path(done[2].cfg.out_dir) / "checkpoints" / "final.pt")
     assert Path(ck["config"]["init_visual"]).parent.parent == Path(done[0].cfg.out_dir)

@@ -11,6 +11,7 @@ are processed in blocks so memory stays at ``block_size * N_bank`` similarities.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -92,61 +93,15 @@ def knn_scores(
     return out
 
 
-def knn_predict(
-    train: FeatureSet,
-    query: FeatureSet,
-    *,
-    k: int = 20,
-    temperature: float = 0.07,
-    num_classes: int | None = None,
-    block_size: int = 512,
-) -> np.ndarray:
+def knn_predict(train: FeatureSet, query: FeatureSet, **options: Any) -> np.ndarray:
     """Predicted labels of a weighted cosine kNN (ties go to the lower class index).
 
-    Args:
-        train: Memory bank; any split except ``"test"``.
-        query: Samples to classify.
-        k: Number of neighbours.
-        temperature: Vote temperature.
-        num_classes: Number of classes; default inferred from the labels.
-        block_size: Queries handled at once.
-
-    Returns:
-        Predictions, shape ``(query.n,)``, int64.
-
-    Raises:
-        TestSplitAccessError: If the memory bank is the test split.
-        ValueError: On invalid options (see :func:`knn_scores`).
+    ``options`` are :func:`knn_scores`'s (``k``, ``temperature``, ``num_classes``, ``block_size``), and so are the
+    errors raised. Returns the predictions, shape ``(query.n,)``, int64.
     """
-    scores = knn_scores(train, query, k=k, temperature=temperature, num_classes=num_classes, block_size=block_size)
-    return scores.argmax(axis=1).astype(np.int64)
+    return knn_scores(train, query, **options).argmax(axis=1).astype(np.int64)
 
 
-def knn_accuracy(
-    train: FeatureSet,
-    query: FeatureSet,
-    *,
-    k: int = 20,
-    temperature: float = 0.07,
-    num_classes: int | None = None,
-    block_size: int = 512,
-) -> float:
-    """Top-1 accuracy of the weighted cosine kNN on ``query``'s labels.
-
-    Args:
-        train: Memory bank; any split except ``"test"``.
-        query: Labelled samples to classify.
-        k: Number of neighbours.
-        temperature: Vote temperature.
-        num_classes: Number of classes; default inferred from the labels.
-        block_size: Queries handled at once.
-
-    Returns:
-        Accuracy in ``[0, 1]``.
-
-    Raises:
-        TestSplitAccessError: If the memory bank is the test split.
-        ValueError: On invalid options (see :func:`knn_scores`).
-    """
-    pred = knn_predict(train, query, k=k, temperature=temperature, num_classes=num_classes, block_size=block_size)
-    return float(np.mean(pred == query.y))
+def knn_accuracy(train: FeatureSet, query: FeatureSet, **options: Any) -> float:
+    """Top-1 accuracy in ``[0, 1]`` of the weighted cosine kNN on ``query``'s labels (options as :func:`knn_scores`)."""
+    return float(np.mean(knn_predict(train, query, **options) == query.y))

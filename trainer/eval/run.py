@@ -20,21 +20,12 @@ from typing import Any
 import torch
 
 from topo.trainer.build import encoder_from_checkpoint
+from topo.trainer.eval import report
 from topo.trainer.eval.extract import batch_view
 from topo.trainer.eval.feature_cache import cached_features
 from topo.trainer.eval.knn import knn_accuracy
 from topo.trainer.eval.probe import linear_probe
-from topo.trainer.eval.report import (
-    RunResult,
-    build_table,
-    cost_table_markdown,
-    model_cost,
-    plot_gate_weights,
-    run_result_from_probe,
-    save_run_results,
-    to_json,
-    to_markdown,
-)
+from topo.trainer.eval.report import RunResult
 from topo.trainer.eval.report.probe_rows import probe_rows_markdown
 from topo.trainer.eval.rows import Row, rows_for_seed
 
@@ -111,7 +102,7 @@ def evaluate(
             res, (sets, gates), extras = _probe_row(row, store, len(class_names), probe_max_iter, device)
             all_extras.append(extras)
             _check_one_store(all_extras)
-            rec = run_result_from_probe(dataset, method, row.variant or "baseline", seed, res, extras=extras)
+            rec = report.run_result_from_probe(dataset, method, row.variant or "baseline", seed, res, extras=extras)
             (results if row.variant else extra_rows).append(rec)
             if row.variant == "topocl" and gates.size and seed == seeds[0]:
                 figures.append(_gate_figure(row.checkpoint, gates, sets, class_names, report_dir, dataset, method))
@@ -125,21 +116,21 @@ def evaluate(
             f"(train with `topo train --method {method} --stage all --seed N`)"
         )
     report_dir.mkdir(parents=True, exist_ok=True)
-    save_run_results(report_dir / f"results_{dataset}_{method}.json", results)
+    report.save_run_results(report_dir / f"results_{dataset}_{method}.json", results)
     if extra_rows:
-        save_run_results(report_dir / f"extra_rows_{dataset}_{method}.json", extra_rows)
-    table = build_table(results)
+        report.save_run_results(report_dir / f"extra_rows_{dataset}_{method}.json", extra_rows)
+    table = report.build_table(results)
     md = report_dir / f"table3_{dataset}_{method}.md"
-    text = to_markdown(table) + "\n\n" + probe_rows_markdown(results + extra_rows)
+    text = report.to_markdown(table) + "\n\n" + probe_rows_markdown(results + extra_rows)
     if cost_rows:
-        text += "\n\n" + cost_table_markdown(cost_rows, title="Cost (cf. the paper's Tables 6–7)")
+        text += "\n\n" + report.cost_table_markdown(cost_rows, title="Cost (cf. the paper's Tables 6–7)")
     if definitions:
         text += "\n\nViews of each row:\n" + "\n".join(f"- **{v}**: {d}" for v, d in definitions.items())
     if missing:
         text += "\n\nRuns not found (not evaluated):\n" + "\n".join(f"- {m}" for m in missing)
     md.write_text(text + "\n")
     js = report_dir / f"table3_{dataset}_{method}.json"
-    js.write_text(json.dumps(to_json(table), indent=1, allow_nan=False))
+    js.write_text(json.dumps(report.to_json(table), indent=1, allow_nan=False))
     return EvalOutputs(results, md, js, figures)
 
 
@@ -157,7 +148,7 @@ def _gate_figure(ck: Path, gates, sets, class_names, report_dir: Path, dataset: 
     enc, _, _ = encoder_from_checkpoint(str(ck))
     names = list(getattr(getattr(enc, "fusion", None), "experts", EXPERTS))
     out = report_dir / f"gate_weights_{dataset}_{method}.png"
-    plot_gate_weights(
+    report.plot_gate_weights(
         gates,
         names,
         sets["test"].y,
@@ -176,7 +167,7 @@ def _cost_row(checkpoint: Path, label: str, store: str) -> dict[str, Any]:
     ds = StoreDataset(store, splits="val", batch_size=2, shuffle=False, drop_last=False, rank=0, world_size=1)
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
     view = batch_view(batch, cfg.stage, cfg.image_size or ck["geometry"]["height"], torch.device("cpu"))
-    cost = model_cost(enc, (view,))
+    cost = report.model_cost(enc, (view,))
     rate = logged_throughput(checkpoint.parent.parent / "log.csv")
     return {"name": f"{label} ({cfg.backbone}, {cfg.stage})", **cost, "throughput_img_s": rate}
 

@@ -12,17 +12,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from topo.trainer.dist import gather_with_grad, get_rank
+from topo.trainer.losses.checks import check_pair
 
 __all__ = ["infonce_loss", "symmetric_infonce_loss"]
-
-
-def _check(q: Tensor, k: Tensor, temperature: float) -> None:
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if q.ndim != 2 or q.shape != k.shape:
-        raise ValueError(f"q and k must both have shape (B, D); got {tuple(q.shape)} and {tuple(k.shape)}")
-    if q.shape[0] < 1:
-        raise ValueError(f"batch size must be >= 1, got {q.shape[0]}")
 
 
 def infonce_loss(q: Tensor, k: Tensor, temperature: float = 0.2) -> Tensor:
@@ -43,11 +35,7 @@ def infonce_loss(q: Tensor, k: Tensor, temperature: float = 0.2) -> Tensor:
         k: Keys (momentum branch), shape ``(B, D)``; row ``i`` is the positive of ``q[i]``.
         temperature: Softmax temperature ``τ``, > 0 (0.2 in the paper for ResNets, 0.1 for ViTs).
 
-    Returns:
-        Scalar loss tensor.
-
-    Raises:
-        ValueError: If ``temperature <= 0``, the shapes differ or are not ``(B, D)``, or ``B == 0``.
+    Returns the scalar loss; raises ``ValueError`` on a bad ``temperature`` or shapes (as ``nt_xent_loss``).
 
     Examples:
         >>> import torch
@@ -55,7 +43,7 @@ def infonce_loss(q: Tensor, k: Tensor, temperature: float = 0.2) -> Tensor:
         >>> infonce_loss(q, k, temperature=0.2).shape
         torch.Size([])
     """
-    _check(q, k, temperature)
+    check_pair(q, k, temperature, ("q", "k"))
     q = F.normalize(q, dim=1)
     k = gather_with_grad(F.normalize(k, dim=1))
     logits = q @ k.T / temperature

@@ -11,15 +11,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from topo.trainer.dist import gather_with_grad, get_rank
+from topo.trainer.losses.checks import check_pair
 
 __all__ = ["nt_xent_loss"]
-
-
-def _check_pair(z1: Tensor, z2: Tensor) -> None:
-    if z1.ndim != 2 or z1.shape != z2.shape:
-        raise ValueError(f"z1 and z2 must both have shape (B, D); got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    if z1.shape[0] < 1:
-        raise ValueError(f"batch size must be >= 1, got {z1.shape[0]}")
 
 
 def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float = 0.1) -> Tensor:
@@ -54,9 +48,7 @@ def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float = 0.1) -> Tensor:
         >>> loss.shape, bool(loss > 0)
         (torch.Size([]), True)
     """
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    _check_pair(z1, z2)
+    check_pair(z1, z2, temperature, ("z1", "z2"))
     z1 = F.normalize(z1, dim=1)
     z2 = F.normalize(z2, dim=1)
     b = z1.shape[0]

@@ -55,13 +55,7 @@ class BarlowTwins(SSLMethod):
     (:func:`~topo.trainer.losses.barlow_twins_loss`), so the loss is that of the global batch. No
     momentum encoder: :meth:`on_step_end` does nothing.
 
-    Args:
-        backbone: Module mapping a view to ``(B, feat_dim)`` features.
-        feat_dim: Backbone feature width.
-        cfg: Hyper-parameters; defaults to ``BarlowTwinsConfig()``.
-
-    Raises:
-        ValueError: If ``feat_dim < 1``.
+    Constructed as :class:`~topo.trainer.methods.base.SSLMethod` (``cfg`` defaults to ``BarlowTwinsConfig()``).
     """
 
     name = "barlow"

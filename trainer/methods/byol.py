@@ -11,37 +11,15 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from topo.trainer.losses import byol_loss
-from topo.trainer.methods.base import MethodOutput, require_in_range, require_positive
-from topo.trainer.methods.heads import build_predictor, build_projector
-from topo.trainer.methods.momentum import MomentumMethod
+from topo.trainer.methods.base import MethodOutput
+from topo.trainer.methods.momentum import MomentumMethod, PredictorHeadsConfig
 
 __all__ = ["BYOL", "BYOLConfig"]
 
 
 @dataclass
-class BYOLConfig:
-    """BYOL hyper-parameters.
-
-    Attributes:
-        proj_hidden_dim: Hidden width of the 2-layer projector.
-        proj_dim: Projection width.
-        pred_hidden_dim: Hidden width of the 2-layer predictor.
-        base_momentum: Target momentum at step 0, in ``[0, 1]``; cosine schedule to 1.0. The paper uses
-            0.996 for ImageNet with 4096-image batches; 0.99 is solo-learn's choice for small datasets.
-        proj_batchnorm: BatchNorm in the projector and predictor hidden layers.
-    """
-
-    proj_hidden_dim: int = 4096
-    proj_dim: int = 256
-    pred_hidden_dim: int = 4096
-    base_momentum: float = 0.99
-    proj_batchnorm: bool = True
-
-    def __post_init__(self) -> None:
-        require_positive("proj_hidden_dim", self.proj_hidden_dim)
-        require_positive("proj_dim", self.proj_dim)
-        require_positive("pred_hidden_dim", self.pred_hidden_dim)
-        require_in_range("base_momentum", self.base_momentum, 0.0, 1.0)
+class BYOLConfig(PredictorHeadsConfig):
+    """BYOL hyper-parameters: the shared projector/predictor heads and momentum (see the base class)."""
 
 
 class BYOL(MomentumMethod):
@@ -50,13 +28,7 @@ class BYOL(MomentumMethod):
     The loss is per-sample (:func:`~topo.trainer.losses.byol_loss`), so nothing is communicated across
     ranks. The target backbone and projector are deep copies updated in :meth:`on_step_end`.
 
-    Args:
-        backbone: Module mapping a view to ``(B, feat_dim)`` features.
-        feat_dim: Backbone feature width.
-        cfg: Hyper-parameters; defaults to ``BYOLConfig()``.
-
-    Raises:
-        ValueError: If ``feat_dim < 1``.
+    Constructed as :class:`~topo.trainer.methods.base.SSLMethod` (``cfg`` defaults to ``BYOLConfig()``).
     """
 
     name = "byol"
@@ -66,25 +38,10 @@ class BYOL(MomentumMethod):
 
     def __init__(self, backbone: nn.Module, feat_dim: int, cfg: BYOLConfig | None = None) -> None:
         super().__init__(backbone, feat_dim, cfg if cfg is not None else BYOLConfig())
-        c = self.cfg
-        self.projector = build_projector(
-            in_dim=feat_dim, hidden_dim=c.proj_hidden_dim, out_dim=c.proj_dim, batchnorm=c.proj_batchnorm
-        )
-        self.predictor = build_predictor(
-            in_dim=c.proj_dim, hidden_dim=c.pred_hidden_dim, out_dim=c.proj_dim, batchnorm=c.proj_batchnorm
-        )
-        self.init_momentum("projector")
+        self.init_projector_predictor(feat_dim)
 
     def forward(self, view1: dict[str, Tensor], view2: dict[str, Tensor]) -> MethodOutput:
-        """Compute the symmetrised BYOL loss.
-
-        Args:
-            view1: First view, passed unchanged to both backbones.
-            view2: Second view.
-
-        Returns:
-            Loss, metrics (``loss``, ``momentum``) and view-1 online features.
-        """
+        """The symmetrised BYOL loss; metrics ``loss`` and ``momentum``, features of view 1 (online)."""
         f1, p1, p2 = self.online_predictions(view1, view2)
         z1, z2 = self.momentum_outputs(view1, view2)
         return self.momentum_output(byol_loss(p1, z2) + byol_loss(p2, z1), f1)

@@ -94,13 +94,7 @@ class DINO(MomentumMethod):
     that reading it costs no device sync). The centre lives in ``loss_fn``
     (:class:`~topo.trainer.losses.DINOLoss`) and is updated on every training-mode forward.
 
-    Args:
-        backbone: Module mapping a view to ``(B, feat_dim)`` features.
-        feat_dim: Backbone feature width.
-        cfg: Hyper-parameters; defaults to ``DINOConfig()``.
-
-    Raises:
-        ValueError: If ``feat_dim < 1``.
+    Constructed as :class:`~topo.trainer.methods.base.SSLMethod` (``cfg`` defaults to ``DINOConfig()``).
     """
 
     name = "dino"

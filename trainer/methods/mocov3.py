@@ -13,41 +13,28 @@ from torch import Tensor, nn
 from topo.trainer.losses import symmetric_infonce_loss
 from topo.trainer.methods.base import (
     MethodOutput,
-    require_in_range,
     require_positive,
 )
-from topo.trainer.methods.heads import build_predictor, build_projector
-from topo.trainer.methods.momentum import MomentumMethod
+from topo.trainer.methods.momentum import MomentumMethod, PredictorHeadsConfig
 
 __all__ = ["MoCoV3", "MoCoV3Config"]
 
 
 @dataclass
-class MoCoV3Config:
-    """MoCo v3 hyper-parameters (the paper's ResNet settings).
+class MoCoV3Config(PredictorHeadsConfig):
+    """MoCo v3 hyper-parameters (the paper's ResNet settings): the shared heads, and the InfoNCE temperature.
+
+    The projector ends in a BatchNorm without affine when ``proj_batchnorm`` is on.
 
     Attributes:
-        proj_hidden_dim: Hidden width of the 2-layer projector (ends in BatchNorm without affine).
-        proj_dim: Projection width.
-        pred_hidden_dim: Hidden width of the 2-layer predictor.
         temperature: InfoNCE temperature, > 0.
-        base_momentum: Momentum at step 0, in ``[0, 1]``; follows a cosine schedule to 1.0.
-        proj_batchnorm: BatchNorm in the projector and predictor (per rank; see SimCLRConfig).
     """
 
-    proj_hidden_dim: int = 4096
-    proj_dim: int = 256
-    pred_hidden_dim: int = 4096
     temperature: float = 0.2
-    base_momentum: float = 0.99
-    proj_batchnorm: bool = True
 
     def __post_init__(self) -> None:
-        require_positive("proj_hidden_dim", self.proj_hidden_dim)
-        require_positive("proj_dim", self.proj_dim)
-        require_positive("pred_hidden_dim", self.pred_hidden_dim)
+        super().__post_init__()
         require_positive("temperature", self.temperature)
-        require_in_range("base_momentum", self.base_momentum, 0.0, 1.0)
 
 
 class MoCoV3(MomentumMethod):
@@ -57,13 +44,7 @@ class MoCoV3(MomentumMethod):
     gathered across ranks). The momentum backbone ``f'`` and projector ``g'`` are deep copies made at
     construction; :meth:`on_step_end` moves them towards the online ones with the cosine momentum.
 
-    Args:
-        backbone: Module mapping a view to ``(B, feat_dim)`` features.
-        feat_dim: Backbone feature width.
-        cfg: Hyper-parameters; defaults to ``MoCoV3Config()``.
-
-    Raises:
-        ValueError: If ``feat_dim < 1``.
+    Constructed as :class:`~topo.trainer.methods.base.SSLMethod` (``cfg`` defaults to ``MoCoV3Config()``).
     """
 
     name = "mocov3"
@@ -73,29 +54,10 @@ class MoCoV3(MomentumMethod):
 
     def __init__(self, backbone: nn.Module, feat_dim: int, cfg: MoCoV3Config | None = None) -> None:
         super().__init__(backbone, feat_dim, cfg if cfg is not None else MoCoV3Config())
-        c = self.cfg
-        self.projector = build_projector(
-            in_dim=feat_dim,
-            hidden_dim=c.proj_hidden_dim,
-            out_dim=c.proj_dim,
-            batchnorm=c.proj_batchnorm,
-            last_batchnorm=c.proj_batchnorm,
-        )
-        self.predictor = build_predictor(
-            in_dim=c.proj_dim, hidden_dim=c.pred_hidden_dim, out_dim=c.proj_dim, batchnorm=c.proj_batchnorm
-        )
-        self.init_momentum("projector")
+        self.init_projector_predictor(feat_dim, last_batchnorm=True)
 
     def forward(self, view1: dict[str, Tensor], view2: dict[str, Tensor]) -> MethodOutput:
-        """Compute the symmetrised InfoNCE of online queries against momentum keys.
-
-        Args:
-            view1: First view, passed unchanged to both backbones.
-            view2: Second view.
-
-        Returns:
-            Loss, metrics (``loss``, ``momentum``) and view-1 online features.
-        """
+        """The symmetrised InfoNCE of online queries against momentum keys; metrics and features as BYOL's."""
         f1, q1, q2 = self.online_predictions(view1, view2)
         k1, k2 = self.momentum_outputs(view1, view2)
         return self.momentum_output(symmetric_infonce_loss(q1, q2, k1, k2, self.cfg.temperature), f1)

@@ -7,14 +7,50 @@ names of the copies are each method's own (``target_*``, ``momentum_*``, ``teach
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from topo.trainer.methods.base import MethodOutput, SSLMethod, cosine_momentum, ema_update_, make_target
+from topo.trainer.methods.base import (
+    MethodOutput,
+    SSLMethod,
+    cosine_momentum,
+    ema_update_,
+    make_target,
+    require_in_range,
+    require_positive,
+)
+from topo.trainer.methods.heads import build_predictor, build_projector
 
-__all__ = ["MomentumMethod"]
+__all__ = ["MomentumMethod", "PredictorHeadsConfig"]
+
+
+@dataclass
+class PredictorHeadsConfig:
+    """The heads BYOL and MoCo v3 share: a projector, a predictor on it, and the momentum of the EMA copy.
+
+    Attributes:
+        proj_hidden_dim: Hidden width of the 2-layer projector.
+        proj_dim: Projection width.
+        pred_hidden_dim: Hidden width of the 2-layer predictor.
+        base_momentum: Momentum at step 0, in ``[0, 1]``; cosine schedule to 1.0. BYOL's paper uses 0.996 for
+            ImageNet with 4096-image batches; 0.99 is solo-learn's choice for small datasets.
+        proj_batchnorm: BatchNorm in the projector and predictor hidden layers (per rank; see ``SimCLRConfig``).
+    """
+
+    proj_hidden_dim: int = 4096
+    proj_dim: int = 256
+    pred_hidden_dim: int = 4096
+    base_momentum: float = 0.99
+    proj_batchnorm: bool = True
+
+    def __post_init__(self) -> None:
+        require_positive("proj_hidden_dim", self.proj_hidden_dim)
+        require_positive("proj_dim", self.proj_dim)
+        require_positive("pred_hidden_dim", self.pred_hidden_dim)
+        require_in_range("base_momentum", self.base_momentum, 0.0, 1.0)
 
 
 class MomentumMethod(SSLMethod):
@@ -35,6 +71,24 @@ class MomentumMethod(SSLMethod):
         setattr(self, backbone_copy, make_target(self.backbone))
         setattr(self, head_copy, make_target(getattr(self, head)))
         self.momentum = float(self.cfg.base_momentum)
+
+    def init_projector_predictor(self, feat_dim: int, *, last_batchnorm: bool = False) -> None:
+        """BYOL's and MoCo v3's online heads (widths from the config), then the projector's momentum copy.
+
+        ``last_batchnorm`` (MoCo v3) ends the projector with a BatchNorm when the config's ``proj_batchnorm`` is on.
+        """
+        c = self.cfg
+        self.projector = build_projector(
+            in_dim=feat_dim,
+            hidden_dim=c.proj_hidden_dim,
+            out_dim=c.proj_dim,
+            batchnorm=c.proj_batchnorm,
+            last_batchnorm=last_batchnorm and c.proj_batchnorm,
+        )
+        self.predictor = build_predictor(
+            in_dim=c.proj_dim, hidden_dim=c.pred_hidden_dim, out_dim=c.proj_dim, batchnorm=c.proj_batchnorm
+        )
+        self.init_momentum("projector")
 
     def _pairs(self) -> tuple[tuple[nn.Module, nn.Module], ...]:
         backbone_copy, head_copy = self.momentum_attrs

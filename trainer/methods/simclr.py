@@ -47,28 +47,7 @@ class SimCLR(SSLMethod):
     No momentum encoder, so :meth:`on_step_end` does nothing. Negatives are gathered across ranks by the
     loss (see :func:`~topo.trainer.losses.nt_xent_loss`).
 
-    Args:
-        backbone: Module mapping a view to ``(B, feat_dim)`` features.
-        feat_dim: Backbone feature width.
-        cfg: Hyper-parameters; defaults to ``SimCLRConfig()``.
-
-    Raises:
-        ValueError: If ``feat_dim < 1``.
-
-    Examples:
-        >>> import torch
-        >>> from torch import nn
-        >>> class Flat(nn.Module):
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.fc = nn.Linear(12, 8)
-        ...     def forward(self, view):
-        ...         return self.fc(view["image"].flatten(1))
-        >>> method = SimCLR(Flat(), 8, SimCLRConfig(proj_hidden_dim=16, proj_dim=4))
-        >>> v1, v2 = {"image": torch.randn(4, 3, 2, 2)}, {"image": torch.randn(4, 3, 2, 2)}
-        >>> out = method(v1, v2)
-        >>> out.features.shape, sorted(out.metrics)
-        (torch.Size([4, 8]), ['loss', 'pos_cos'])
+    Constructed as :class:`~topo.trainer.methods.base.SSLMethod` (``cfg`` defaults to ``SimCLRConfig()``).
     """
 
     name = "simclr"

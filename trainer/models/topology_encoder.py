@@ -12,6 +12,11 @@ The encoder follows the paper's description, not the authors' released code:
 5. Max and mean pooling of the three sets (H0, H1, cross) -> ``6 * width`` values.
 6. Projection MLP ``6 * width -> 768 -> 512 -> out_dim``.
 
+Max and mean cannot count: on a set whose label is the number of long H1 pairs among many short ones, only the
+*fraction* of long pairs reaches the projection (bench/RESULTS.md, "Synthetic Betti-number set").
+``pooling="max+mean+sum"`` (an ablation, not the paper's) adds a third pooling, the sum over valid points divided
+by the number of slots ``k``, which grows with the count.
+
 Padding rows (past ``n_h0`` / ``n_h1``) are zeroed on input, masked as keys in every attention and
 masked in both poolings, so the output depends neither on their content nor on how many there are.
 """
@@ -25,7 +30,10 @@ from torch import Tensor, nn
 
 from topo.trainer.models.mlp import mlp
 
-__all__ = ["TopologyEncoder"]
+__all__ = ["POOLINGS", "TopologyEncoder"]
+
+#: Set poolings: the paper's max + mean, and the count-aware ablation that adds a slot-normalised sum.
+POOLINGS: tuple[str, ...] = ("max+mean", "max+mean+sum")
 
 # Hidden widths fixed by the paper; only the last point-MLP width (``width``) and the output are tunable.
 _POINT_HIDDEN = (64, 128, 256)
@@ -57,23 +65,26 @@ def _masked_attention(mha: nn.Module, query: Tensor, kv: Tensor, key_valid: Tens
     return out.masked_fill(empty[:, None, None], 0.0)
 
 
-def _masked_max_mean(x: Tensor, valid: Tensor) -> Tensor:
-    """Max and mean over the valid rows of a padded set; zeros for an empty set.
+def _masked_max_mean(x: Tensor, valid: Tensor, with_sum: bool = False) -> Tensor:
+    """Max and mean (and, with ``with_sum``, sum / N) over the valid rows of a padded set; zeros for an empty set.
 
     Args:
         x: Point features, shape ``(B, N, C)``.
         valid: Boolean mask of the valid rows, shape ``(B, N)``.
+        with_sum: Also the sum over valid rows divided by the slot count ``N`` (a constant, so it keeps the count).
 
     Returns:
-        ``[max, mean]`` concatenated, shape ``(B, 2 * C)``.
+        ``[max, mean]`` (or ``[max, mean, sum / N]``) concatenated, shape ``(B, 2 * C)`` (or ``(B, 3 * C)``).
     """
     v = valid[..., None]
     count = valid.sum(dim=1, keepdim=True)
     # masked_fill (not multiplication by the mask) so that even a non-finite padded row cannot leak in.
     mx = x.masked_fill(~v, float("-inf")).amax(dim=1)
     mx = mx.masked_fill(count == 0, 0.0)
-    mean = x.masked_fill(~v, 0.0).sum(dim=1) / count.clamp(min=1).to(x.dtype)
-    return torch.cat([mx, mean], dim=-1)
+    total = x.masked_fill(~v, 0.0).sum(dim=1)
+    mean = total / count.clamp(min=1).to(x.dtype)
+    parts = [mx, mean, total / x.shape[1]] if with_sum else [mx, mean]
+    return torch.cat(parts, dim=-1)
 
 
 def _check_positive_int(name: str, value: object) -> None:
@@ -111,9 +122,12 @@ class TopologyEncoder(nn.Module):
         cross_attention: Keep the bidirectional cross-attention (Table 5 "w/o cross-attention" when false).
         hierarchical: Shortcut; ``False`` turns both attentions off whatever the two flags above say
             (Table 5 "w/o hierarchical attention").
+        pooling: ``"max+mean"`` (the paper's) or ``"max+mean+sum"`` (count-aware ablation; the pooled vector is
+            then ``9 * width`` wide, ``6 * width`` without cross-attention).
 
     Raises:
-        ValueError: If a size is not a positive integer or ``width`` is not divisible by ``heads``.
+        ValueError: If a size is not a positive integer, ``width`` is not divisible by ``heads`` or ``pooling``
+            is unknown.
 
     Examples:
         >>> import torch
@@ -141,8 +155,11 @@ class TopologyEncoder(nn.Module):
         self_attention: bool = True,
         cross_attention: bool = True,
         hierarchical: bool = True,
+        pooling: str = "max+mean",
     ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
         for name, value in (("k0", k0), ("k1", k1), ("width", width), ("heads", heads), ("out_dim", out_dim)):
             _check_positive_int(name, value)
         if width % heads != 0:
@@ -176,8 +193,9 @@ class TopologyEncoder(nn.Module):
                 }
             )
 
+        self.with_sum = pooling == "max+mean+sum"
         n_sets = 3 if self.use_cross_attention else 2
-        self.pooled_dim = n_sets * 2 * width
+        self.pooled_dim = n_sets * (3 if self.with_sum else 2) * width
         self.proj = mlp([self.pooled_dim, *_PROJ_HIDDEN, out_dim], norm=True, final_act=False)
 
     def _read(self, view: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -238,7 +256,7 @@ class TopologyEncoder(nn.Module):
             x0 = x0 + self.alpha[0] * _masked_attention(self.self_attn["h0"], x0, x0, valid0)
             x1 = x1 + self.alpha[1] * _masked_attention(self.self_attn["h1"], x1, x1, valid1)
 
-        pooled = [_masked_max_mean(x0, valid0), _masked_max_mean(x1, valid1)]
+        pooled = [_masked_max_mean(x0, valid0, self.with_sum), _masked_max_mean(x1, valid1, self.with_sum)]
 
         if self.cross_attn is not None:
             c0 = _masked_attention(self.cross_attn["h0_queries_h1"], x0, x1, valid1)
@@ -247,6 +265,6 @@ class TopologyEncoder(nn.Module):
             # rather than pooled as a zero vector, so the set is empty when either dimension is empty.
             has0, has1 = valid0.any(dim=1, keepdim=True), valid1.any(dim=1, keepdim=True)
             cross_valid = torch.cat([valid0 & has1, valid1 & has0], dim=1)
-            pooled.append(_masked_max_mean(torch.cat([c0, c1], dim=1), cross_valid))
+            pooled.append(_masked_max_mean(torch.cat([c0, c1], dim=1), cross_valid, self.with_sum))
 
         return self.proj(torch.cat(pooled, dim=-1))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -106,10 +106,13 @@ class Table3:
     Attributes:
         datasets: Dataset columns, in display order.
         rows: One :class:`MethodRow` per method, in display order.
+        majority_acc: Test-split majority-class ACC per dataset (and "Avg", their mean), the floor every ACC
+            must be read against; a dataset whose records carry no probe references is absent.
     """
 
     datasets: tuple[str, ...]
     rows: tuple[MethodRow, ...]
+    majority_acc: Mapping[str, float] = field(default_factory=dict)
 
     def row(self, method: str) -> MethodRow:
         """The row of ``method``.
@@ -279,4 +282,21 @@ def build_table(
         avg = _make_cell(AVG, avg_runs["baseline"], avg_runs["topocl"])
         avg = Cell(avg.dataset, avg.baseline, avg.topocl, avg.acc, avg.auc, tuple(avg_warnings) + avg.warnings)
         rows.append(MethodRow(m, cells, avg))
-    return Table3(datasets=ds_order, rows=tuple(rows))
+    return Table3(datasets=ds_order, rows=tuple(rows), majority_acc=_majority_by_dataset(records, ds_order))
+
+
+def _majority_by_dataset(records: Sequence[RunResult], datasets: Sequence[str]) -> dict[str, float]:
+    """The test majority rate each dataset's probes recorded; Avg only when every dataset has one."""
+    found: dict[str, set[float]] = {}
+    for r in records:
+        refs = (r.extras.get("probe") or {}).get("references") or {}
+        value = (refs.get("test") or {}).get("majority_acc")
+        if value is not None:
+            found.setdefault(r.dataset, set()).add(round(float(value), 12))
+    for d, values in found.items():
+        if len(values) > 1:  # one test split per dataset: different rates mean the rows saw different data
+            raise ValueError(f"dataset {d!r}: records disagree on the test majority rate {sorted(values)}")
+    out = {d: next(iter(found[d])) for d in datasets if d in found}
+    if out and len(out) == len(datasets):
+        out[AVG] = float(np.mean([out[d] for d in datasets]))
+    return out

@@ -99,6 +99,7 @@ def to_json(table: Table3) -> dict[str, Any]:
             {"method": r.method, "cells": [_cell_to_json(c) for c in r.cells], "avg": _cell_to_json(r.avg)}
             for r in table.rows
         ],
+        "majority_acc": dict(table.majority_acc),
     }
 
 
@@ -129,4 +130,5 @@ def from_json(d: Mapping[str, Any]) -> Table3:
             )
             for r in d["rows"]
         ),
+        majority_acc=dict(d.get("majority_acc") or {}),
     )

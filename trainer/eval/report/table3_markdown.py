@@ -33,7 +33,8 @@ def to_markdown(table: Table3, *, percent: bool = True, decimals: int = 1) -> st
 
     Per method four rows: baseline and TopoCL (mean ± std), Δ (TopoCL − baseline, in the same unit)
     and the paired t-test p-value; columns ACC and AUC per dataset and for "Avg". Undefined p-values
-    show ``n/a`` with the reason listed under the table, followed by all cell warnings.
+    show ``n/a`` with the reason listed under the table, followed by all cell warnings. A first row gives the
+    test split's majority-class ACC and the chance AUC when the records carry them.
 
     Args:
         table: The table.
@@ -55,6 +56,13 @@ def to_markdown(table: Table3, *, percent: bool = True, decimals: int = 1) -> st
         "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|",
     ]
     notes: list[str] = []
+    if table.majority_acc:
+        # The floor: a probe that predicts the commonest test class scores this ACC, and any AUC 50.
+        floor = ["Majority class", ""]
+        for col in cols:
+            m = table.majority_acc.get(col)
+            floor += ["—" if m is None else f"{m * scale:.{decimals}f}", f"{0.5 * scale:.{decimals}f}"]
+        lines.append("| " + " | ".join(floor) + " |")
     for r in table.rows:
         all_cells = [*r.cells, r.avg]
         base_row, topo_row, delta_row, p_row = [r.method, "Baseline"], ["", "+TopoCL"], ["", "Δ"], ["", "p"]
