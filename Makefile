@@ -27,17 +27,22 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	BIN=$(abspath $(BIN)) bash scripts/typecheck.sh
 
+# Two pytest workers (pytest-xdist): most of the slow tests wait on subprocesses and Ray start-up, so two workers on
+# two cores take ~30 % less wall time than one. TEST_WORKERS=0 runs everything in one process (e.g. to debug).
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal)
+
 # Every test, from a plain clone (generated data; real data beside the repository is opt-in, below).
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 # The tests marked slow (> 5 s each) left out: a quick check while working.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # The opt-in tests on the real data beside the repository (../shared/data); they fail if it is missing.
 test-shared: $(STAMP)
-	$(BIN)/python -m pytest -q -m shared_data
+	$(PYTEST) -m shared_data
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_persistence.py

@@ -36,6 +36,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--probe-max-iter", type=int, default=2000)
     p.add_argument("--gate-balance", type=float, default=0.0)
+    p.add_argument("--num-workers", type=int, default=None, help="loader workers (default: the trainer's own choice)")
     p.add_argument("--out", type=Path, default=Path("bench/.repro-topocl"))
     return p.parse_args()
 
@@ -68,7 +69,7 @@ def _cfg(a: argparse.Namespace, store: Path, out: Path, stage: str, seed: int, e
 
     return TrainConfig(
         store=str(store), out_dir=str(out), method=a.method, stage=stage, backbone="resnet18", small_input=False,
-        epochs=epochs, batch_size=a.batch_size, warmup_epochs=1, lr=2e-3, seed=seed, num_workers=0,
+        epochs=epochs, batch_size=a.batch_size, warmup_epochs=1, lr=2e-3, seed=seed, num_workers=a.num_workers,
         monitor_every=0, progress=False, log_every=5, checkpoint_every=0, topo_width=128, method_options=HEADS,
         gate_balance=a.gate_balance, **kw,
     )  # fmt: skip

@@ -21,10 +21,10 @@ def pytest_configure(config):
 """
 
 
-def _run(pytester: pytest.Pytester, body: str) -> pytest.RunResult:
+def _run(pytester: pytest.Pytester, body: str, *args: str) -> pytest.RunResult:
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_sample=body)
-    return pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
+    return pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", *args)
 
 
 def test_a_plain_skip_fails_the_run(pytester: pytest.Pytester, monkeypatch) -> None:
@@ -58,3 +58,19 @@ def test_xfail_is_not_a_skip_and_the_override_allows_skips(pytester: pytest.Pyte
     monkeypatch.setenv("TOPO_ALLOW_SKIPS", "1")
     res = _run(pytester, "import pytest\ndef test_a():\n    pytest.skip('local run')\n")
     assert res.ret == pytest.ExitCode.OK
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "import pytest\ndef test_a():\n    pytest.skip('no data here')\ndef test_b():\n    pass\n",
+        "import pytest\nnot_there = pytest.importorskip('a_module_that_is_not_there')\n",
+    ],
+    ids=["skip-in-a-test", "skip-at-collection"],
+)
+def test_the_guard_holds_with_two_xdist_workers(pytester: pytest.Pytester, monkeypatch, body: str) -> None:
+    """``make test`` runs two pytest-xdist workers: their skips reach the controller, which fails the run."""
+    monkeypatch.delenv("TOPO_ALLOW_SKIPS", raising=False)
+    res = _run(pytester, body, "-n", "2")
+    assert res.ret == pytest.ExitCode.TESTS_FAILED
+    res.stdout.fnmatch_lines(["*skips refused*"])
