@@ -32,6 +32,9 @@ from topo.store_schema.filtration import BT601_LUMA
 
 DRAFT_FACTOR = 2
 DRAFT_TOLERANCE = 2.0
+DRAFT_METHOD = f"dct>={DRAFT_FACTOR}x+pillow-box"
+"""What a draft build records in its configuration; a change to the draft decode must change it, so that a resume
+never mixes the pixels of two decoders (they differ within ``DRAFT_TOLERANCE``)."""
 MAX_PIXELS = 64_000_000
 """Larger images are refused (a decompression-bomb guard, and more than any medical 2-D dataset here needs)."""
 

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from topo.pipeline import chunk as chunk_mod
 from topo.pipeline import resume_inputs
 from topo.pipeline.build_config import BuildConfig, BuildError
+from topo.pipeline.decode import DRAFT_METHOD
 from topo.pipeline.first_failure import Failure, FirstFailure, recorded_failure
 from topo.pipeline.ray_runtime import cluster_cpus, cluster_gpus, ensure_ray
 from topo.pipeline.roi import roi_entry
@@ -145,7 +146,7 @@ def _build_store(cfg: BuildConfig, console: Console) -> BuildSummary:
         "geometry": {k: v for k, v in geometry.to_json().items() if k != "chunk_size"},
         "chunk_size": geometry.chunk_size,
         "image_codec": cfg.image_codec,
-        "jpeg_draft": cfg.jpeg_draft,  # the stored pixels differ (within tolerance): a resume must not mix them
+        "jpeg_draft": DRAFT_METHOD if cfg.jpeg_draft else False,  # the pixels differ: a resume must not mix them
         "roi": roi_record,
         "persistence": cfg.filtration.to_json(),
     }

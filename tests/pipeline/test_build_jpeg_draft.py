@@ -14,7 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import topo.cli.app as app_mod
-from topo.pipeline.decode import DRAFT_TOLERANCE
+from topo.pipeline.decode import DRAFT_METHOD, DRAFT_TOLERANCE
 from topo.store_schema import open_store
 
 
@@ -47,7 +47,13 @@ def test_draft_switch_changes_only_the_decode(ray_session, large_jpegs, tmp_path
     assert a.shape == b.shape and (a != b).any()  # the switch reaches the workers' decode
     assert np.abs(a - b).mean(axis=tuple(range(1, a.ndim))).max() <= DRAFT_TOLERANCE
     recorded = {p.name: json.loads((p / "_build" / "config.json").read_text())["jpeg_draft"] for p in (draft, full)}
-    assert recorded == {"draft.zarr": True, "full.zarr": False}
+    assert recorded == {"draft.zarr": DRAFT_METHOD, "full.zarr": False}  # which draft decode, not just "on"
     # Building into the draft store without draft is another configuration: refused, nothing mixed.
     r = _build(large_jpegs, draft, "--no-jpeg-draft")
+    assert r.exit_code == 2 and "differs in: jpeg_draft" in r.output, r.output
+    # A store whose draft pixels came from another draft decoder (recorded as plain `true` before the method was
+    # named) is another configuration too.
+    config = draft / "_build" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "jpeg_draft": True}))
+    r = _build(large_jpegs, draft, "--jpeg-draft")
     assert r.exit_code == 2 and "differs in: jpeg_draft" in r.output, r.output
